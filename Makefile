@@ -1,0 +1,43 @@
+# qdtrack-pl: the two README commands are `make train` and `make test`; each one sets itself up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install train test test-fast test-notebooks bench lint format clean
+
+help:  ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv and install the package with its dev extra (re-runs only when pyproject.toml changes)
+
+train: $(STAMP)  ## The main job: generate data=synth, train the CPU default, track + evaluate val (ARGS="key=value ..." to override)
+	$(BIN)/qdtrack-train $(ARGS)
+
+test: $(STAMP)  ## The whole test suite, notebooks included
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: $(STAMP)  ## Tests without the slow end-to-end runs
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+bench: $(STAMP)  ## Benchmarks: writes bench/results.json and prints a table
+	$(BIN)/python -m benchmarks.run $(ARGS)
+
+lint: $(STAMP)  ## Static checks
+	$(BIN)/ruff check src tests benchmarks
+
+format: $(STAMP)  ## Format the code
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean:  ## Remove caches and run folders (keeps .venv and data/)
+	rm -rf .pytest_cache .ruff_cache logs outputs multirun

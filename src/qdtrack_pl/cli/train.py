@@ -1,0 +1,60 @@
+"""`qdtrack-train`: fit QDTrack, then track and evaluate the evaluation split (the main job)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from qdtrack_pl.cli.utils import (
+    apply_extras,
+    config_dir,
+    instantiate_list,
+    log,
+    metric_value,
+    seed_everything,
+    task_wrapper,
+    to_floats,
+    write_json_atomic,
+)
+from qdtrack_pl.lit.checkpointing import resolve_ckpt_path
+from qdtrack_pl.lit.evaluation import run_evaluation
+
+
+@task_wrapper
+def run_training(cfg: DictConfig) -> dict[str, float]:
+    """Train (unless ``train=false``), then evaluate with the best checkpoint; return all metrics."""
+    apply_extras(cfg)
+    seed_everything(cfg)
+    datamodule = instantiate(cfg.data)
+    module = instantiate(cfg.model)
+    callbacks = instantiate_list(cfg.get("callbacks"), "callbacks")
+    loggers = instantiate_list(cfg.get("logger"), "logger")
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    metrics: dict[str, float] = {}
+    if cfg.get("train", True):
+        ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics.update(to_floats(trainer.callback_metrics))
+    if cfg.get("evaluate", True):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        log.info("evaluating %s on the %s split", best or "the final weights", cfg.eval_split)
+        metrics.update(run_evaluation(trainer, module, datamodule, cfg.eval_split, best or None))
+
+    write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = run_training(cfg)
+    return metric_value(metrics, cfg.get("optimized_metric"))
+
+
+if __name__ == "__main__":
+    main()
