@@ -1,0 +1,1 @@
+"""Benchmarks and the straightforward reference implementations they compare against."""

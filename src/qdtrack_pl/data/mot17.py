@@ -1,0 +1,77 @@
+"""MOT17 as downloaded (``<root>/{train,test}/MOT17-02-FRCNN/...``) -> VideoIndex.
+
+Three things set MOT17 apart from a plain MOTChallenge folder (reference spec 4.2, 4.6, P14):
+
+- Each sequence ships three times (-DPM, -FRCNN, -SDP) with identical frames and gt. Upstream keeps
+  all three, so every frame is seen 3x per epoch and evaluated 3x; here one ``detector`` copy is
+  kept by default (``None`` keeps all three, as upstream).
+- The paper's validation protocol splits each training sequence in time: with
+  ``split_frame = N // 2 + 1`` the first ``split_frame`` frames are half-train and the rest
+  half-val. Frame indices restart at 0 in each half; ``source_frame_id`` keeps the MOT number.
+- Pedestrians (class 1) are targets; the distractor classes 2, 7, 8, 12 and conf-0 pedestrian rows
+  are kept as ignore regions (the official evaluation's rules); other classes are dropped. This is
+  :func:`qdtrack_pl.data.mot.mot17_class_rule`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from qdtrack_pl.data.dataset_root import DatasetNotFoundError, require_path
+from qdtrack_pl.data.mot import list_mot_sequences, mot17_class_rule, read_mot_sequence
+from qdtrack_pl.data.video_index import Video, VideoIndex
+
+DOWNLOAD_URL = "https://motchallenge.net/data/MOT17/"
+CLASS_NAMES: tuple[str, ...] = ("pedestrian",)
+DETECTORS: tuple[str, ...] = ("FRCNN", "DPM", "SDP")
+HALF_SPLITS: tuple[str, ...] = ("half-train", "half-val")
+SPLITS: tuple[str, ...] = ("train", "test", *HALF_SPLITS)
+
+
+def split_frame(num_frames: int) -> int:
+    """Number of frames in half-train: ``N // 2 + 1`` (upstream ``mot2coco --split-train``)."""
+    return num_frames // 2 + 1
+
+
+def half_split(video: Video, half: str) -> Video:
+    """The ``half-train`` or ``half-val`` part of a sequence, re-indexed from 0."""
+    if half not in HALF_SPLITS:
+        raise ValueError(f"half must be one of {HALF_SPLITS}, got {half!r}")
+    cut = split_frame(len(video))
+    part = video.frames[:cut] if half == "half-train" else video.frames[cut:]
+    return replace(video, frames=tuple(replace(f, index=i) for i, f in enumerate(part)))
+
+
+def sequence_dirs(split_dir: Path, detector: str | None) -> list[Path]:
+    """The sequence folders of one detector (``MOT17-XX-<detector>``), or all when ``None``."""
+    if detector is not None and detector not in DETECTORS:
+        raise ValueError(f"MOT17 detector must be one of {DETECTORS} or None, got {detector!r}")
+    sequences = list_mot_sequences(split_dir)
+    if detector is None:
+        return sequences
+    chosen = [s for s in sequences if s.name.endswith(f"-{detector}")]
+    if not chosen:
+        raise DatasetNotFoundError(
+            f"MOT17: no sequence folder named MOT17-XX-{detector} in {split_dir}; expected the "
+            f"folders of the official download ({DOWNLOAD_URL})"
+        )
+    return chosen
+
+
+def read_mot17(root: Path, split: str, *, detector: str | None = "FRCNN") -> VideoIndex:
+    """``train`` / ``test`` or the paper's ``half-train`` / ``half-val`` of the train folder."""
+    if split not in SPLITS:
+        raise ValueError(f"MOT17 split must be one of {SPLITS}, got {split!r}")
+    folder = "test" if split == "test" else "train"
+    split_dir = require_path(Path(root) / folder, dataset="MOT17",
+                             what=f"the {folder}/ folder of sequences", download_url=DOWNLOAD_URL)
+    rule = mot17_class_rule()
+    videos = [
+        read_mot_sequence(d, rule, require_gt=split != "test")
+        for d in sequence_dirs(split_dir, detector)
+    ]
+    if split in HALF_SPLITS:
+        videos = [half_split(v, split) for v in videos]
+    return VideoIndex(videos=tuple(videos), class_names=CLASS_NAMES, name=f"mot17_{split}",
+                      metadata={"detector": detector})

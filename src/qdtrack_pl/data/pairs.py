@@ -1,0 +1,229 @@
+"""Training pairs (spec §4.3), whole-video frame loading for evaluation, and their collate functions.
+
+Training: every annotated frame with at least one target is a key; its reference is drawn uniformly
+from the frames within ``scope`` of it. Evaluation: frames in video order, kept whole per rank by
+:class:`VideoSequenceSampler` so the tracker sees every video from its first frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset, DistributedSampler
+
+from qdtrack_pl.data.batch import FrameBatch, FrameTargets, PairBatch
+from qdtrack_pl.data.transforms import AugmentParams, FrameTransform, load_image
+from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+
+MIN_BOX_SIDE = 1.0  # spec §4.1: boxes narrower or shorter than one pixel are not targets
+SEED_HIGH = 2**62  # range of the per-item seed drawn from torch's (worker-seeded) generator
+
+
+def training_mask(annotations: FrameAnnotations, width: int, height: int) -> np.ndarray:
+    """Rows that are training targets: not ignored, at least a pixel wide and tall, and
+    overlapping the image (spec §4.1)."""
+    boxes = annotations.boxes
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    overlaps = (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (boxes[:, 0] < width) & (boxes[:, 1] < height)
+    return ~annotations.ignore & (w >= MIN_BOX_SIDE) & (h >= MIN_BOX_SIDE) & overlaps
+
+
+class PairItem(NamedTuple):
+    key_image: Tensor  # (3, H, W) float32 in [0, 1]
+    ref_image: Tensor
+    key_targets: FrameTargets
+    ref_targets: FrameTargets
+
+
+class PairDataset(Dataset[PairItem]):
+    """Key/reference pairs of one :class:`VideoIndex`.
+
+    With ``skip_nomatch`` the reference is drawn uniformly among the in-scope frames that share at
+    least one target identity with the key, which is the distribution upstream's resample-until-
+    matched loop converges to, reached without retries. When no in-scope frame shares an identity
+    the key is paired with itself (a static pair), so every key instance still has its positive.
+    Static videos (``Video.is_static``) always pair an image with itself and number its instances
+    ``0..N-1``, as upstream does for detection images.
+    """
+
+    def __init__(
+        self,
+        index: VideoIndex,
+        transform: FrameTransform,
+        scope: int,
+        skip_nomatch: bool = True,
+    ) -> None:
+        if scope < 1:
+            raise ValueError(f"scope must be >= 1 frame, got {scope}")
+        self.index = index
+        self.transform = transform
+        self.scope = scope
+        self.skip_nomatch = skip_nomatch
+        self.targets = [
+            [training_mask(f.annotations, v.width, v.height) for f in v.frames] for v in index.videos
+        ]
+        self.keys = [
+            (v, f.index)
+            for v, video in enumerate(index.videos)
+            for f in video.frames
+            if f.annotated and self.targets[v][f.index].any()
+        ]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def _target_ids(self, video_idx: int, frame_idx: int) -> np.ndarray:
+        ann = self.index.videos[video_idx].frames[frame_idx].annotations
+        return ann.track_ids[self.targets[video_idx][frame_idx]]
+
+    def ref_candidates(self, video_idx: int, key_idx: int) -> list[int]:
+        """Frames a reference may come from: in scope, annotated, not the key, and (with
+        ``skip_nomatch``) sharing a target identity with the key."""
+        video = self.index.videos[video_idx]
+        lo, hi = max(0, key_idx - self.scope), min(len(video) - 1, key_idx + self.scope)
+        frames = [t for t in range(lo, hi + 1) if t != key_idx and video.frames[t].annotated]
+        if not self.skip_nomatch:
+            return frames
+        key_ids = self._target_ids(video_idx, key_idx)
+        return [t for t in frames if np.isin(key_ids, self._target_ids(video_idx, t)).any()]
+
+    def sample_ref(self, item: int, rng: np.random.Generator) -> tuple[int, int, int]:
+        """``(video index, key frame, reference frame)`` of pair ``item``."""
+        video_idx, key_idx = self.keys[item]
+        if self.index.videos[video_idx].is_static:
+            return video_idx, key_idx, key_idx
+        candidates = self.ref_candidates(video_idx, key_idx)
+        ref_idx = int(rng.choice(candidates)) if candidates else key_idx
+        return video_idx, key_idx, ref_idx
+
+    def __getitem__(self, item: int) -> PairItem:
+        # Seeded from torch so DataLoader worker seeding (from its generator) makes it reproducible.
+        rng = np.random.default_rng(int(torch.randint(SEED_HIGH, ()).item()))
+        video_idx, key_idx, ref_idx = self.sample_ref(item, rng)
+        params = self.transform.sample(rng)
+        key_image, key_targets = self._load(video_idx, key_idx, params)
+        if ref_idx == key_idx:
+            return PairItem(key_image, key_image, key_targets, key_targets)
+        ref_image, ref_targets = self._load(video_idx, ref_idx, params)
+        return PairItem(key_image, ref_image, key_targets, ref_targets)
+
+    def _load(self, video_idx: int, frame_idx: int, params: AugmentParams) -> tuple[Tensor, FrameTargets]:
+        video = self.index.videos[video_idx]
+        frame = video.frames[frame_idx]
+        ann = frame.annotations.select(self.targets[video_idx][frame_idx])
+        track_ids = np.arange(len(ann)) if video.is_static else ann.track_ids
+        out = self.transform(load_image(frame.image_path), torch.from_numpy(ann.boxes), params)
+        keep = out.keep.numpy()
+        targets = FrameTargets(
+            boxes=out.boxes,
+            class_ids=torch.from_numpy(ann.class_ids[keep]),
+            track_ids=torch.from_numpy(track_ids[keep].astype(np.int64)),
+        )
+        return out.image, targets
+
+
+class FrameItem(NamedTuple):
+    image: Tensor  # (3, H, W) float32 in [0, 1]
+    video_name: str
+    frame_index: int
+    scale_factor: float
+
+
+class SequenceDataset(Dataset[FrameItem]):
+    """Every frame of every video, video after video, frames in order (evaluation and tracking)."""
+
+    def __init__(self, index: VideoIndex, transform: FrameTransform) -> None:
+        self.index = index
+        self.transform = transform
+        self.frames: list[tuple[Video, Frame]] = [(v, f) for v in index.videos for f in v.frames]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def video_lengths(self) -> list[int]:
+        return [len(v) for v in self.index.videos]
+
+    def __getitem__(self, item: int) -> FrameItem:
+        video, frame = self.frames[item]
+        image, scale = self.transform.inference(load_image(frame.image_path))
+        return FrameItem(image, video.name, frame.index, scale)
+
+
+class VideoSequenceSampler(DistributedSampler):
+    """Whole videos per rank, frames in order (spec §6 "test-time sampler").
+
+    Videos go to ranks greedily by frame count (longest first to the least loaded rank), and each
+    rank visits its videos in index order. Without ``torch.distributed`` it is a plain in-order
+    sampler. It subclasses ``DistributedSampler`` only so Lightning keeps it as it is instead of
+    wrapping it in a sampler that would cut videos across ranks.
+    """
+
+    def __init__(
+        self,
+        video_lengths: Sequence[int],
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
+        distributed = dist.is_available() and dist.is_initialized()
+        self.num_replicas = num_replicas or (dist.get_world_size() if distributed else 1)
+        self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
+        if not 0 <= self.rank < self.num_replicas:
+            raise ValueError(f"rank {self.rank} is outside 0..{self.num_replicas - 1}")
+        self.epoch, self.seed, self.shuffle, self.drop_last = 0, 0, False, False
+        offsets = np.concatenate([[0], np.cumsum(video_lengths)]).astype(int)
+        videos = _assign_videos(video_lengths, self.num_replicas)[self.rank]
+        self.indices = [i for v in videos for i in range(offsets[v], offsets[v + 1])]
+        self.num_samples = self.total_size = len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _assign_videos(video_lengths: Sequence[int], num_replicas: int) -> list[list[int]]:
+    loads = [0] * num_replicas
+    assigned: list[list[int]] = [[] for _ in range(num_replicas)]
+    for v in sorted(range(len(video_lengths)), key=lambda i: -video_lengths[i]):
+        rank = loads.index(min(loads))
+        assigned[rank].append(v)
+        loads[rank] += video_lengths[v]
+    return [sorted(videos) for videos in assigned]
+
+
+def pad_images(images: Sequence[Tensor], pad_divisor: int = 1) -> Tensor:
+    """Stack CHW images into (B, C, H, W), zero-padding right and bottom to the largest size,
+    rounded up to a multiple of ``pad_divisor`` (spec §4.4 ``SeqPad``)."""
+    height = max(im.shape[-2] for im in images)
+    width = max(im.shape[-1] for im in images)
+    height, width = (-(-s // pad_divisor) * pad_divisor for s in (height, width))
+    return torch.stack(
+        [F.pad(im, (0, width - im.shape[-1], 0, height - im.shape[-2])) for im in images]
+    )
+
+
+def collate_pairs(items: Sequence[PairItem], pad_divisor: int = 1) -> PairBatch:
+    """Pad keys and references to one common size so both stacks share a shape."""
+    padded = pad_images([im for it in items for im in (it.key_image, it.ref_image)], pad_divisor)
+    return PairBatch(
+        key_images=padded[0::2],
+        ref_images=padded[1::2],
+        key_targets=[it.key_targets for it in items],
+        ref_targets=[it.ref_targets for it in items],
+    )
+
+
+def collate_frames(items: Sequence[FrameItem], pad_divisor: int = 1) -> FrameBatch:
+    return FrameBatch(
+        images=pad_images([it.image for it in items], pad_divisor),
+        video_names=[it.video_name for it in items],
+        frame_indices=[it.frame_index for it in items],
+        scale_factors=torch.tensor([it.scale_factor for it in items], dtype=torch.float32),
+    )

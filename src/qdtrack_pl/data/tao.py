@@ -1,0 +1,200 @@
+"""TAO reader: the official annotation json (LVIS vocabulary, sparse ~1 fps labels) -> VideoIndex.
+
+Only the annotated frames (the json's ``images``) become frames, so the frame index is the rank of
+an image within its video sorted by ``frame_index`` (reference spec 4.6) and ``source_frame_id``
+keeps TAO's ``frame_index``. Reference sampling with scope 1 then means +-1 annotated frame
+(about +-1 s), the paper's TAO recipe. Categories marked ``merged`` in the json are folded into
+their target exactly as TrackEval's TAO class does, so training and evaluation agree on ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from qdtrack_pl.data.dataset_root import require_path
+from qdtrack_pl.data.errors import DatasetFormatError
+from qdtrack_pl.data.json_fields import field, load_json, number_list
+from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_URL = "https://taodataset.org/#download"
+ANNOTATION_FILES: dict[str, str] = {
+    "train": "train.json",
+    "val": "validation.json",
+    "test": "test_without_annotations.json",
+}
+ANNOTATED_FPS = 1.0  # TAO labels about one frame per second; frame indices count labelled frames
+
+
+def tao_annotation_file(root: Path, split: str) -> Path:
+    """``<root>/annotations/<file of split>``, checked to exist."""
+    if split not in ANNOTATION_FILES:
+        raise ValueError(f"TAO split must be one of {sorted(ANNOTATION_FILES)}, got {split!r}")
+    return require_path(
+        Path(root) / "annotations" / ANNOTATION_FILES[split], dataset="TAO",
+        what=f"the {split} annotation json", download_url=DOWNLOAD_URL,
+    )
+
+
+def merge_map(categories: list[dict]) -> dict[int, int]:
+    """Category id -> id it is merged into (TAO's ``merged`` tag; TrackEval applies the same)."""
+    return {
+        merged["id"]: category["id"]
+        for category in categories
+        for merged in category.get("merged", [])
+    }
+
+
+def annotated_category_names(annotation_files: Iterable[Path]) -> list[str]:
+    """Names of the categories that carry annotations in any of the files, ordered by id.
+
+    QDTrack's 482-class vocabulary is this union over TAO train, validation and the test
+    categories; write it once with :func:`write_vocabulary` and point ``data.vocabulary`` at it.
+    """
+    names: dict[int, str] = {}
+    for path in annotation_files:
+        data = load_json(path)
+        categories = field(data, "categories", list, str(path))
+        merged = merge_map(categories)
+        by_id = {c["id"]: c["name"] for c in categories}
+        for i, ann in enumerate(data.get("annotations", [])):
+            category_id = field(ann, "category_id", int, f"{path}: annotations[{i}]")
+            category_id = merged.get(category_id, category_id)
+            names[category_id] = by_id[category_id]
+    return [names[i] for i in sorted(names)]
+
+
+def write_vocabulary(names: Sequence[str], path: Path) -> None:
+    """One category name per line: the ``vocabulary`` file the reader and configs use."""
+    Path(path).write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+
+
+def read_vocabulary(path: Path) -> list[str]:
+    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    names = [line for line in lines if line]
+    if len(set(names)) != len(names):
+        raise DatasetFormatError(f"{path}: duplicate category names in the vocabulary file")
+    return names
+
+
+def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> VideoIndex:
+    """Read ``annotations/<split json>`` with frames under ``frames/``.
+
+    ``vocabulary`` (one LVIS name per line) fixes the class list and order, so train and val share
+    class ids; annotations of other categories are dropped and counted in ``metadata``. Without it
+    the class list is every category of the json, in id order.
+    """
+    annotation_file = tao_annotation_file(root, split)
+    frames_dir = require_path(
+        Path(root) / "frames", dataset="TAO", what="the extracted frames folder",
+        download_url=DOWNLOAD_URL,
+    )
+    data = load_json(annotation_file)
+    where = str(annotation_file)
+    categories = field(data, "categories", list, where)
+    category_id_by_name = {
+        field(c, "name", str, f"{where}: categories[{i}]"): field(c, "id", int, f"{where}: categories[{i}]")
+        for i, c in enumerate(categories)
+    }
+    if vocabulary is None:
+        class_names = [c["name"] for c in sorted(categories, key=lambda c: c["id"])]
+    else:
+        class_names = read_vocabulary(vocabulary)
+        unknown = [n for n in class_names if n not in category_id_by_name]
+        if unknown:
+            raise DatasetFormatError(
+                f"{vocabulary}: names not among the categories of {annotation_file}: {unknown[:5]}"
+            )
+    category_ids = [category_id_by_name[name] for name in class_names]
+    class_of_category = {cid: k for k, cid in enumerate(category_ids)}
+    merged = merge_map(categories)
+
+    videos = field(data, "videos", list, where)
+    images = field(data, "images", list, where)
+    annotations = data.get("annotations", [])
+    images_of_video: dict[int, list[dict]] = defaultdict(list)
+    for i, image in enumerate(images):
+        at = f"{where}: images[{i}]"
+        for key in ("id", "video_id", "frame_index"):
+            field(image, key, int, at)
+        field(image, "file_name", str, at)
+        images_of_video[image["video_id"]].append(image)
+    anns_of_image: dict[int, list[tuple[int, dict]]] = defaultdict(list)
+    for i, ann in enumerate(annotations):
+        anns_of_image[field(ann, "image_id", int, f"{where}: annotations[{i}]")].append((i, ann))
+
+    dropped: Counter = Counter()
+    out_videos, image_ids, video_ids, neg_ids, not_exhaustive_ids = [], {}, {}, {}, {}
+    for v, video in enumerate(videos):
+        at = f"{where}: videos[{v}]"
+        video_id = field(video, "id", int, at)
+        name = field(video, "name", str, at).replace("/", "-")
+        ordered = sorted(images_of_video.get(video_id, []), key=lambda im: im["frame_index"])
+        if not ordered:
+            raise DatasetFormatError(f"{at}: video {video['name']!r} has no images")
+        frames = tuple(
+            Frame(
+                index=rank,
+                image_path=frames_dir / image["file_name"],
+                annotations=_frame_annotations(
+                    anns_of_image.get(image["id"], []), where, merged, class_of_category, dropped
+                ),
+                source_frame_id=image["frame_index"],
+                annotated="annotations" in data,
+            )
+            for rank, image in enumerate(ordered)
+        )
+        width = video.get("width", ordered[0].get("width"))
+        height = video.get("height", ordered[0].get("height"))
+        if not isinstance(width, int) or not isinstance(height, int):
+            raise DatasetFormatError(f"{at}: expected integer 'width'/'height' on the video or its images")
+        out_videos.append(Video(name=name, frames=frames, width=width, height=height,
+                                fps=ANNOTATED_FPS))
+        image_ids[name] = tuple(image["id"] for image in ordered)
+        video_ids[name] = video_id
+        neg_ids[name] = tuple(video.get("neg_category_ids", ()))
+        not_exhaustive_ids[name] = tuple(video.get("not_exhaustive_category_ids", ()))
+    if dropped:
+        log.info("TAO %s: dropped annotations of categories outside the vocabulary: %d", split,
+                 sum(dropped.values()))
+    return VideoIndex(
+        videos=tuple(out_videos), class_names=tuple(class_names), name=f"tao_{split}",
+        metadata={
+            "annotation_file": str(annotation_file),
+            "category_ids": tuple(category_ids),  # TAO category id of each class index
+            "image_ids": image_ids,  # per video, the TAO image id of each frame
+            "video_ids": video_ids,
+            "neg_category_ids": neg_ids,
+            "not_exhaustive_category_ids": not_exhaustive_ids,
+            "dropped_categories": dict(dropped),
+        },
+    )
+
+
+def _frame_annotations(
+    anns: list[tuple[int, dict]],
+    where: str,
+    merged: dict[int, int],
+    class_of_category: dict[int, int],
+    dropped: Counter,
+) -> FrameAnnotations:
+    boxes, track_ids, class_ids, ignore = [], [], [], []
+    for i, ann in anns:
+        at = f"{where}: annotations[{i}]"
+        category_id = field(ann, "category_id", int, at)
+        category_id = merged.get(category_id, category_id)
+        if category_id not in class_of_category:
+            dropped[category_id] += 1
+            continue
+        x, y, w, h = number_list(ann, "bbox", 4, at)
+        boxes.append([x, y, x + w, y + h])
+        track_ids.append(field(ann, "track_id", int, at))
+        class_ids.append(class_of_category[category_id])
+        ignore.append(bool(ann.get("iscrowd", 0)))
+    if not boxes:
+        return FrameAnnotations.empty()
+    return FrameAnnotations.from_rows(boxes, track_ids, class_ids, ignore=ignore)

@@ -1,0 +1,166 @@
+"""QDTrack: Faster R-CNN plus a quasi-dense embedding head trained on key/reference pairs.
+
+Training follows the reference spec §1.3: one backbone call on key and reference images together;
+detection losses on the key frame only; key proposals are the RPN's training-mode proposals (the
+ones the box head sees), reference proposals come from the RPN with its *test* settings and no
+graph, as in QDTrack and mmtracking (pitfall P6). Embedding RoIs are sampled per frame against
+that frame's own GT; the key side embeds only the sampled positives, the reference side all
+samples. Losses: multi-positive cross-entropy on raw dot products and the auxiliary L2 loss on
+cosine similarities, each averaged over the images of the batch.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models.detection.image_list import ImageList
+
+from qdtrack_pl.data.batch import FrameTargets, PairBatch
+from qdtrack_pl.models.detector import FasterRCNN, to_torchvision_targets
+from qdtrack_pl.models.embedding_head import QuasiDenseEmbedHead
+from qdtrack_pl.ops.losses import embedding_l2_loss, multi_positive_cross_entropy, track_targets
+from qdtrack_pl.ops.sampling import EmbeddingRoISampler, RoISample
+
+LOSS_KEYS = ("loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox", "loss_embed", "loss_embed_aux")
+
+
+class Detections(NamedTuple):
+    """Final detections of one image with their tracking embeddings."""
+
+    boxes: Tensor  # (N, 4) xyxy, pixels of the tensor given to predict (or the original image)
+    scores: Tensor  # (N,)
+    class_ids: Tensor  # (N,) int64, 0-based
+    embeddings: Tensor  # (N, D), not normalised
+
+
+def _check_pair_batch(batch: PairBatch) -> None:
+    key, ref = batch.key_images, batch.ref_images
+    if key.dim() != 4 or key.shape[1] != 3:
+        raise ValueError(f"key_images must be (B, 3, H, W), got {tuple(key.shape)}")
+    if key.shape != ref.shape:
+        raise ValueError(f"key_images {tuple(key.shape)} and ref_images {tuple(ref.shape)} differ in shape")
+    if not len(batch.key_targets) == len(batch.ref_targets) == key.shape[0]:
+        raise ValueError(
+            f"PairBatch holds {key.shape[0]} image pairs but {len(batch.key_targets)} key and "
+            f"{len(batch.ref_targets)} reference targets"
+        )
+    for targets in (*batch.key_targets, *batch.ref_targets):
+        n = targets.boxes.shape[0]
+        if targets.boxes.shape != (n, 4) or targets.class_ids.shape != (n,) or targets.track_ids.shape != (n,):
+            raise ValueError(
+                "FrameTargets must hold boxes (N, 4), class_ids (N,), track_ids (N,); got "
+                f"{tuple(targets.boxes.shape)}, {tuple(targets.class_ids.shape)}, {tuple(targets.track_ids.shape)}"
+            )
+
+
+class QDTrackModel(nn.Module):
+    """Detector + embedding head + embedding-branch sampler and loss settings.
+
+    ``embed_head`` and ``sampler`` left as ``None`` build the paper's defaults.
+    """
+
+    def __init__(
+        self,
+        detector: FasterRCNN,
+        embed_head: QuasiDenseEmbedHead | None = None,
+        sampler: EmbeddingRoISampler | None = None,
+        embed_loss_weight: float = 0.25,
+        aux_loss_weight: float = 1.0,
+        aux_pos_margin: float = 0.0,
+        aux_neg_margin: float = 0.1,
+        aux_neg_pos_ub: float = 3.0,
+        aux_hard_mining: bool = True,
+    ) -> None:
+        super().__init__()
+        self.detector = detector
+        self.embed_head = embed_head if embed_head is not None else QuasiDenseEmbedHead(detector.fpn_channels)
+        self.sampler = sampler if sampler is not None else EmbeddingRoISampler()
+        self.embed_loss_weight = embed_loss_weight
+        self.aux_loss_weight = aux_loss_weight
+        self.aux_pos_margin = aux_pos_margin
+        self.aux_neg_margin = aux_neg_margin
+        self.aux_neg_pos_ub = aux_neg_pos_ub
+        self.aux_hard_mining = aux_hard_mining
+
+    def forward_train(self, batch: PairBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Weighted training losses ``LOSS_KEYS`` of a batch of key/reference pairs."""
+        _check_pair_batch(batch)
+        num = len(batch)
+        images, features = self.detector.extract_features(torch.cat([batch.key_images, batch.ref_images]))
+        key_images = ImageList(images.tensors[:num], images.image_sizes[:num])
+        ref_images = ImageList(images.tensors[num:], images.image_sizes[num:])
+        key_features = {k: v[:num] for k, v in features.items()}
+        ref_features = {k: v[num:] for k, v in features.items()}
+
+        det_targets = to_torchvision_targets(batch.key_targets)
+        key_proposals, losses = self.detector.rpn_losses(key_images, key_features, det_targets)
+        losses |= self.detector.roi_losses(key_images, key_features, key_proposals, det_targets)
+        ref_proposals = self.detector.test_proposals(ref_images, ref_features)
+
+        key_samples = [self.sampler(p, t.boxes, generator) for p, t in zip(key_proposals, batch.key_targets)]
+        ref_samples = [self.sampler(p, t.boxes, generator) for p, t in zip(ref_proposals, batch.ref_targets)]
+        embeddings = self.embed_head(
+            features,
+            [s.pos_boxes for s in key_samples] + [s.boxes for s in ref_samples],
+            images.image_sizes,
+        )
+        counts = [len(s.pos_boxes) for s in key_samples] + [len(s.boxes) for s in ref_samples]
+        per_image = embeddings.split(counts)
+        embed_losses = [
+            self._embedding_losses(key_embeds, ref_embeds, key_sample, ref_sample, key_targets, ref_targets, generator)
+            for key_embeds, ref_embeds, key_sample, ref_sample, key_targets, ref_targets in zip(
+                per_image[:num], per_image[num:], key_samples, ref_samples, batch.key_targets, batch.ref_targets
+            )
+        ]
+        losses["loss_embed"] = torch.stack([loss for loss, _ in embed_losses]).mean()
+        losses["loss_embed_aux"] = torch.stack([aux for _, aux in embed_losses]).mean()
+        return {key: losses[key] for key in LOSS_KEYS}
+
+    def _embedding_losses(
+        self,
+        key_embeds: Tensor,
+        ref_embeds: Tensor,
+        key_sample: RoISample,
+        ref_sample: RoISample,
+        key_targets: FrameTargets,
+        ref_targets: FrameTargets,
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, Tensor]:
+        """Weighted (multi-positive CE, auxiliary L2) of one key/reference pair."""
+        num_ref_neg = len(ref_sample.neg_boxes)
+        ref_ids = torch.cat(
+            [ref_targets.track_ids[ref_sample.pos_gt_indices], ref_targets.track_ids.new_full((num_ref_neg,), -1)]
+        )
+        targets = track_targets(key_targets.track_ids[key_sample.pos_gt_indices], ref_ids, ref_sample.is_positive)
+        similarity = key_embeds @ ref_embeds.T
+        cosine = F.normalize(key_embeds, dim=1) @ F.normalize(ref_embeds, dim=1).T
+        loss = multi_positive_cross_entropy(similarity, targets, loss_weight=self.embed_loss_weight)
+        aux = embedding_l2_loss(
+            cosine,
+            targets,
+            pos_margin=self.aux_pos_margin,
+            neg_margin=self.aux_neg_margin,
+            neg_pos_ub=self.aux_neg_pos_ub,
+            hard_mining=self.aux_hard_mining,
+            loss_weight=self.aux_loss_weight,
+            generator=generator,
+        )
+        return loss, aux
+
+    @torch.no_grad()
+    def predict(self, images: Tensor) -> list[Detections]:
+        """Detections with embeddings for a (B, 3, H, W) [0, 1] batch; boxes in its pixels.
+
+        The final boxes (after score threshold and NMS) are embedded with the embedding head's
+        own RoI extractor; no sampling happens at test time (spec §1.3 "Test").
+        """
+        image_list, features = self.detector.extract_features(images)
+        detections = self.detector.detect(image_list, features)
+        embeddings = self.embed_head(features, [d.boxes for d in detections], image_list.image_sizes)
+        return [
+            Detections(d.boxes, d.scores, d.class_ids, e)
+            for d, e in zip(detections, embeddings.split([len(d.boxes) for d in detections]))
+        ]

@@ -1,0 +1,66 @@
+"""Similarity between detection embeddings and memory embeddings (reference spec 3.2 and 3.3).
+
+QDTrack scores with **unnormalised** dot products, exactly as in training: the embedding norm acts as
+an inverse temperature (pitfall P7). ``AFFINITIES`` maps the tracker's ``match_metric`` names to
+these functions; every function takes ``(det_embeds (N, D), memo_embeds (M, D))`` and returns
+``(N, M)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+AffinityFn = Callable[[Tensor, Tensor], Tensor]
+
+TAO_NORMALISER_EPS = 1e-6  # added to the exp-sums by the original TAO tracker
+
+
+def bisoftmax(det_embeds: Tensor, memo_embeds: Tensor) -> Tensor:
+    """½ (softmax over memory per detection + softmax over detections per memory entry)."""
+    feats = torch.mm(det_embeds, memo_embeds.t())
+    return (feats.softmax(dim=1) + feats.softmax(dim=0)) / 2
+
+
+def softmax(det_embeds: Tensor, memo_embeds: Tensor) -> Tensor:
+    """Softmax over the memory for each detection (the first half of ``bisoftmax``)."""
+    return torch.mm(det_embeds, memo_embeds.t()).softmax(dim=1)
+
+
+def cosine(det_embeds: Tensor, memo_embeds: Tensor) -> Tensor:
+    """Cosine similarity in [-1, 1]: scale-free, used when the embedding norm is not trusted."""
+    return torch.mm(F.normalize(det_embeds, p=2, dim=1), F.normalize(memo_embeds, p=2, dim=1).t())
+
+
+AFFINITIES: dict[str, AffinityFn] = {
+    "bisoftmax": bisoftmax,
+    "softmax": softmax,
+    "cosine": cosine,
+}
+
+
+def get_affinity(name: str) -> AffinityFn:
+    """Look up a ``match_metric`` name, failing with the list of valid names."""
+    try:
+        return AFFINITIES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown match_metric {name!r}; expected one of {sorted(AFFINITIES)}"
+        ) from None
+
+
+def class_masked_bisoftmax(
+    det_embeds: Tensor, memo_embeds: Tensor, same_class: Tensor, eps: float = TAO_NORMALISER_EPS
+) -> Tensor:
+    """The TAO tracker's bi-softmax: the class mask is applied to ``exp`` *before* normalising.
+
+    Computed in float64 so that ``exp`` of raw dot products up to ~700 stays finite (the original
+    overflows to NaN in float32 beyond ~88); the result is cast back to the input dtype.
+    """
+    exps = torch.mm(det_embeds.double(), memo_embeds.double().t()).exp() * same_class
+    det_to_memo = exps / (exps.sum(dim=1, keepdim=True) + eps)
+    memo_to_det = exps / (exps.sum(dim=0, keepdim=True) + eps)
+    return ((det_to_memo + memo_to_det) / 2).to(det_embeds.dtype)

@@ -1,0 +1,74 @@
+"""Greedy assignment in row order, vectorised into a few rounds (spec 3.2 step 4).
+
+The trackers walk detections in rank order; each takes its best memory column among those not yet
+claimed and claims it when the affinity beats a threshold and the pair is claimable. Done row by row
+this is a Python loop; here it runs in rounds instead. Each round computes every unresolved row's
+best column over the columns still free. A row's result can only be invalidated by an earlier row
+claiming that same column, so the longest prefix in which no row's column was claimed by an earlier
+row of the prefix is exactly what the sequential walk produces. Its claims are applied and the next
+round starts after it. Usually one to three rounds; never more than N.
+
+Claimed columns are *excluded* from later rows' maxima. The original zeroes them instead; the two
+agree on every decision whenever ``threshold >= 0`` (a zeroed column can only win with confidence
+0, which does not beat a non-negative threshold), and exclusion never hands a column out twice.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class GreedyAssignment(NamedTuple):
+    """Per row, in row order."""
+
+    claimed: Tensor  # (N,) int64: column the row claimed, -1 if none
+    best_score: Tensor  # (N,): the row's best affinity over the columns free at its turn (-inf: none)
+    best_col: Tensor  # (N,) int64: that column (meaningless where best_score is -inf)
+
+
+def greedy_assign(affinity: Tensor, claimable: Tensor, threshold: float) -> GreedyAssignment:
+    """Row ``i`` claims its best free column ``c`` iff ``best > threshold`` and ``claimable[i, c]``.
+
+    ``affinity`` is (N, M) with rows in priority order; ``claimable`` is a boolean (N, M) mask of the
+    pairs allowed to claim (a row whose best pair is not claimable claims nothing and frees nothing).
+    """
+    n, m = affinity.shape
+    device = affinity.device
+    if n == 0 or m == 0:
+        return GreedyAssignment(
+            claimed=torch.full((n,), -1, dtype=torch.long, device=device),
+            best_score=torch.full((n,), float("-inf"), dtype=affinity.dtype, device=device),
+            best_col=torch.full((n,), -1, dtype=torch.long, device=device),
+        )
+    local_rows = torch.arange(n, device=device)
+    no_claimant = torch.full((m,), n, dtype=torch.long, device=device)
+    penalty = torch.zeros(m, dtype=affinity.dtype, device=device)  # -inf on claimed columns
+    claimed_parts, score_parts, col_parts = [], [], []
+    start = 0
+    while start < n:
+        rows = local_rows[: n - start]
+        block = affinity[start:] if start == 0 else affinity[start:] + penalty
+        best, col = block.max(dim=1)
+        claims = (best > threshold) & claimable[start:].gather(1, col[:, None]).squeeze(1)
+        first_claimant = no_claimant.scatter_reduce(
+            0, col, torch.where(claims, rows, n), reduce="amin", include_self=True
+        )
+        conflict = first_claimant[col] < rows
+        stop = int(torch.where(conflict, rows, n - start).min())
+        claims, best, col = claims[:stop], best[:stop], col[:stop]
+        claimed_parts.append(torch.where(claims, col, -1))
+        score_parts.append(best)
+        col_parts.append(col)
+        start += stop
+        if start < n:
+            penalty = penalty.scatter_reduce(
+                0, col, torch.where(claims, float("-inf"), 0.0).to(penalty.dtype), reduce="amin"
+            )
+    if len(claimed_parts) == 1:
+        return GreedyAssignment(claimed_parts[0], score_parts[0], col_parts[0])
+    return GreedyAssignment(
+        torch.cat(claimed_parts), torch.cat(score_parts), torch.cat(col_parts)
+    )

@@ -1,0 +1,1 @@
+"""Optional one-off tools (dataset conversion) with their own, lazily imported, dependencies."""

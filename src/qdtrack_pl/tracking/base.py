@@ -1,0 +1,80 @@
+"""The tracker interface every tracker implements, and the input checks at its boundary.
+
+A tracker consumes one frame of detections at a time, in video order, and says which of them it
+outputs under which identity. It never rescales or edits boxes; the caller keeps the detections and
+uses ``det_indices`` to pick the rows to write.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import NamedTuple, Protocol
+
+import torch
+from torch import Tensor
+
+
+class TrackerOutput(NamedTuple):
+    """The detections output in this frame, in the tracker's processing order."""
+
+    track_ids: Tensor  # (K,) int64, consecutive per video from 0
+    det_indices: Tensor  # (K,) int64 indices into the arrays passed to ``update``
+    scores: Tensor  # (K,) the output score (the detection's; TaoTracker smooths it with the track's)
+
+
+class Tracker(Protocol):
+    """What the evaluation loop relies on."""
+
+    def reset(self) -> None: ...
+
+    def update(
+        self,
+        boxes: Tensor,
+        scores: Tensor,
+        class_ids: Tensor,
+        embeddings: Tensor,
+        frame_id: int,
+    ) -> TrackerOutput: ...
+
+
+def validate_detections(
+    boxes: Tensor, scores: Tensor, class_ids: Tensor, embeddings: Tensor, frame_id: int
+) -> int:
+    """Check one frame's detections; return the 0-based ``frame_id`` as an ``int``.
+
+    Raises ``ValueError`` naming the offending argument and the expected shape/dtype/device.
+    """
+    for name, value in (
+        ("boxes", boxes),
+        ("scores", scores),
+        ("class_ids", class_ids),
+        ("embeddings", embeddings),
+    ):
+        if not isinstance(value, Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    n = boxes.shape[0] if boxes.dim() == 2 else -1
+    if boxes.dim() != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4) xyxy, got {tuple(boxes.shape)}")
+    if scores.shape != (n,):
+        raise ValueError(f"scores must have shape ({n},), got {tuple(scores.shape)}")
+    if class_ids.shape != (n,):
+        raise ValueError(f"class_ids must have shape ({n},), got {tuple(class_ids.shape)}")
+    if embeddings.dim() != 2 or embeddings.shape[0] != n:
+        raise ValueError(f"embeddings must have shape ({n}, D), got {tuple(embeddings.shape)}")
+    for name, value in (("boxes", boxes), ("scores", scores), ("embeddings", embeddings)):
+        if not value.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got {value.dtype}")
+    if class_ids.dtype != torch.int64:
+        raise ValueError(f"class_ids must be int64, got {class_ids.dtype}")
+    for name, value in (("scores", scores), ("class_ids", class_ids), ("embeddings", embeddings)):
+        if value.device != boxes.device:
+            raise ValueError(f"{name} is on {value.device} but boxes are on {boxes.device}")
+    if isinstance(frame_id, bool):
+        raise ValueError(f"frame_id must be an int, got {frame_id!r}")
+    try:
+        frame = operator.index(frame_id)
+    except TypeError:
+        raise ValueError(f"frame_id must be an int, got {type(frame_id).__name__}") from None
+    if frame < 0:
+        raise ValueError(f"frame_id must be >= 0 (0-based within the video), got {frame}")
+    return frame

@@ -1,0 +1,147 @@
+"""Tracker memory: live tracks as tensors plus a short ring of backdrops (spec 3.2 state).
+
+Life cycle of a track: **born** (``add_tracks``) -> **tracked** in every frame it is matched
+(``update_tracks``, ``last_frame`` = that frame) -> **lost** while ``frame - last_frame`` is below the
+memory length (still matchable, not output) -> **removed** (``remove_expired``). Rows are kept in
+ascending id order (births always get the largest ids), which is the dict order of the original
+implementation and therefore the column order of the affinity matrix.
+
+Backdrops are the unmatched, non-suppressed detections of the last few frames. They take part in the
+bi-softmax normalisation as negatives (memory id -1) but can never be claimed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+BACKDROP_ID = -1  # memory id of every backdrop entry
+
+
+class Backdrops(NamedTuple):
+    """One frame's backdrop entry."""
+
+    boxes: Tensor  # (B, 4)
+    embeds: Tensor  # (B, D)
+    labels: Tensor  # (B,) int64
+
+
+class MemoryBank(NamedTuple):
+    """What detections are matched against: tracks (id-ascending) then backdrops (newest first)."""
+
+    embeds: Tensor  # (M, D)
+    labels: Tensor  # (M,) int64
+    ids: Tensor  # (M,) int64, BACKDROP_ID for backdrops
+    scores: Tensor  # (M,) last score of each track; 0 for backdrops
+
+
+class TrackMemory:
+    """Live tracks (one row per track, rows in ascending id order) and a backdrop ring."""
+
+    def __init__(self, backdrop_frames: int = 0) -> None:
+        if backdrop_frames < 0:
+            raise ValueError(f"backdrop_frames must be >= 0, got {backdrop_frames}")
+        self.backdrop_frames = backdrop_frames
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and backdrop (start of a new video)."""
+        self.ids = torch.zeros(0, dtype=torch.long)
+        self.boxes = torch.zeros(0, 4)
+        self.scores = torch.zeros(0)
+        self.embeds = torch.zeros(0, 0)
+        self.labels = torch.zeros(0, dtype=torch.long)
+        self.last_frame = torch.zeros(0, dtype=torch.long)
+        self.backdrops: deque[Backdrops] = deque(maxlen=self.backdrop_frames)
+
+    @property
+    def num_tracks(self) -> int:
+        return self.ids.shape[0]
+
+    @property
+    def is_empty(self) -> bool:
+        """No live track (backdrops alone do not count: they never trigger matching)."""
+        return self.num_tracks == 0
+
+    def check_compatible(self, embeds: Tensor) -> None:
+        """Raise ``ValueError`` if ``embeds`` cannot join the stored ones (dim, dtype, device)."""
+        stored = [self.embeds] if self.num_tracks else []
+        stored += [entry.embeds for entry in self.backdrops]
+        for reference in stored[:1]:
+            if embeds.shape[1] != reference.shape[1]:
+                raise ValueError(
+                    f"embeddings must have shape (N, {reference.shape[1]}) like the tracker memory, "
+                    f"got {tuple(embeds.shape)}"
+                )
+            if embeds.dtype != reference.dtype or embeds.device != reference.device:
+                raise ValueError(
+                    f"embeddings must be {reference.dtype} on {reference.device} like the tracker "
+                    f"memory, got {embeds.dtype} on {embeds.device}"
+                )
+
+    def bank(self) -> MemoryBank:
+        """Tracks then backdrops, concatenated for one affinity computation."""
+        if not self.backdrops:
+            return MemoryBank(self.embeds, self.labels, self.ids, self.scores)
+        num_backdrops = sum(entry.embeds.shape[0] for entry in self.backdrops)
+        return MemoryBank(
+            embeds=torch.cat([self.embeds, *(entry.embeds for entry in self.backdrops)]),
+            labels=torch.cat([self.labels, *(entry.labels for entry in self.backdrops)]),
+            ids=torch.cat([self.ids, self.ids.new_full((num_backdrops,), BACKDROP_ID)]),
+            scores=torch.cat([self.scores, self.scores.new_zeros(num_backdrops)]),
+        )
+
+    def update_tracks(
+        self,
+        rows: Tensor,
+        boxes: Tensor,
+        scores: Tensor,
+        embeds: Tensor,
+        labels: Tensor,
+        frame_id: int,
+        momentum: float,
+    ) -> None:
+        """Matched tracks take the new box/score/label; ``momentum`` weights the new embedding."""
+        self.boxes[rows] = boxes
+        self.scores[rows] = scores
+        self.embeds[rows] = (1 - momentum) * self.embeds[rows] + momentum * embeds
+        self.labels[rows] = labels
+        self.last_frame[rows] = frame_id
+
+    def add_tracks(
+        self,
+        ids: Tensor,
+        boxes: Tensor,
+        scores: Tensor,
+        embeds: Tensor,
+        labels: Tensor,
+        frame_id: int,
+    ) -> None:
+        """Append newborn tracks; their ids must exceed every stored id (keeps rows id-ascending)."""
+        last_frame = torch.full_like(ids, frame_id)
+        if self.num_tracks == 0:
+            self.ids, self.boxes, self.scores = ids, boxes, scores
+            self.embeds, self.labels, self.last_frame = embeds, labels, last_frame
+            return
+        self.ids = torch.cat([self.ids, ids])
+        self.boxes = torch.cat([self.boxes, boxes])
+        self.scores = torch.cat([self.scores, scores])
+        self.embeds = torch.cat([self.embeds, embeds])
+        self.labels = torch.cat([self.labels, labels])
+        self.last_frame = torch.cat([self.last_frame, last_frame])
+
+    def push_backdrops(self, boxes: Tensor, embeds: Tensor, labels: Tensor) -> None:
+        """Insert this frame's backdrops as the newest entry; the oldest beyond the ring falls out."""
+        self.backdrops.appendleft(Backdrops(boxes, embeds, labels))
+
+    def remove_expired(self, frame_id: int, max_age: int) -> None:
+        """Remove tracks unseen for ``max_age`` frames or more (``frame_id - last_frame >= max_age``)."""
+        alive = self.last_frame > frame_id - max_age
+        if bool(alive.all()):
+            return
+        self.ids, self.boxes, self.scores = self.ids[alive], self.boxes[alive], self.scores[alive]
+        self.embeds, self.labels = self.embeds[alive], self.labels[alive]
+        self.last_frame = self.last_frame[alive]

@@ -1,0 +1,150 @@
+"""QDTrack's tracker for MOT17 / BDD100K (``QuasiDenseEmbedTracker``, reference spec 3.1-3.2).
+
+Every subtlety of pitfall P8 is kept: class-agnostic duplicate removal that also compares against
+already-dropped boxes; backdrops inside the softmax; matching only when a live track exists; low-score
+detections that strongly match a track are suppressed (-2), not kept as backdrops; the new embedding
+weighs ``memo_momentum``; tracks die when ``frame - last_frame >= memo_tracklet_frames``; only tracks
+matched in the current frame are output. The memory resets at every ``frame_id == 0`` (P2) and ids
+restart from 0 per video.
+
+The per-frame work is vectorised: no Python loop over detections (see ``ops.assignment`` for the
+greedy matching in rounds).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from qdtrack_pl.ops.affinity import get_affinity
+from qdtrack_pl.ops.assignment import greedy_assign
+from qdtrack_pl.ops.box_iou import box_iou
+from qdtrack_pl.ops.duplicate_removal import overlaps_higher_ranked
+from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
+from qdtrack_pl.tracking.memory import TrackMemory
+
+UNTRACKED = -1  # ids value: not (yet) a track; a backdrop candidate
+SUPPRESSED = -2  # ids value: low-score detection of a live track; neither output nor backdrop
+
+
+class QDTracker:
+    """Quasi-dense embedding tracker; keyword defaults are the class defaults of spec 3.1."""
+
+    def __init__(
+        self,
+        init_score_thr: float = 0.8,
+        obj_score_thr: float = 0.5,
+        match_score_thr: float = 0.5,
+        memo_tracklet_frames: int = 10,
+        memo_backdrop_frames: int = 1,
+        memo_momentum: float = 0.8,
+        nms_conf_thr: float = 0.5,
+        nms_backdrop_iou_thr: float = 0.3,
+        nms_class_iou_thr: float = 0.7,
+        with_cats: bool = True,
+        match_metric: str = "bisoftmax",
+    ) -> None:
+        if not 0.0 <= memo_momentum <= 1.0:
+            raise ValueError(f"memo_momentum must be in [0, 1], got {memo_momentum}")
+        if memo_tracklet_frames < 0:
+            raise ValueError(f"memo_tracklet_frames must be >= 0, got {memo_tracklet_frames}")
+        if match_score_thr < 0:
+            raise ValueError(f"match_score_thr must be >= 0, got {match_score_thr}")
+        self.init_score_thr = init_score_thr
+        self.obj_score_thr = obj_score_thr
+        self.match_score_thr = match_score_thr
+        self.memo_tracklet_frames = memo_tracklet_frames
+        self.memo_backdrop_frames = memo_backdrop_frames
+        self.memo_momentum = memo_momentum
+        self.nms_conf_thr = nms_conf_thr
+        self.nms_backdrop_iou_thr = nms_backdrop_iou_thr
+        self.nms_class_iou_thr = nms_class_iou_thr
+        self.with_cats = with_cats
+        self.match_metric = match_metric
+        self._affinity = get_affinity(match_metric)
+        self.memory = TrackMemory(backdrop_frames=memo_backdrop_frames)
+        self.num_tracks = 0  # id counter of the current video
+
+    def reset(self) -> None:
+        """Forget all tracks and backdrops and restart ids at 0."""
+        self.memory.reset()
+        self.num_tracks = 0
+
+    @torch.inference_mode()
+    def update(
+        self,
+        boxes: Tensor,
+        scores: Tensor,
+        class_ids: Tensor,
+        embeddings: Tensor,
+        frame_id: int,
+    ) -> TrackerOutput:
+        """Associate one frame: ``boxes`` (N, 4) xyxy, ``scores`` (N,), ``class_ids`` (N,) int64,
+        ``embeddings`` (N, D); ``frame_id`` is 0-based within the video."""
+        frame_id = validate_detections(boxes, scores, class_ids, embeddings, frame_id)
+        if frame_id == 0:
+            self.reset()
+        self.memory.check_compatible(embeddings)
+
+        # 1-2. sort by score, then class-agnostic duplicate removal against the full higher prefix
+        order = torch.argsort(scores, descending=True, stable=True)
+        boxes, scores = boxes[order], scores[order]
+        ious = box_iou(boxes, boxes)
+        dup_thr = torch.where(
+            scores < self.obj_score_thr, self.nms_backdrop_iou_thr, self.nms_class_iou_thr
+        )
+        kept = (~overlaps_higher_ranked(ious, dup_thr)).nonzero().squeeze(1)
+        order, boxes, scores = order[kept], boxes[kept], scores[kept]
+        labels, embeds = class_ids[order], embeddings[order]
+        ious = ious[kept][:, kept]
+
+        # 3-4. match against tracks + backdrops (only if a live track exists)
+        ids = torch.full_like(order, UNTRACKED)
+        matched_rows = matched = None
+        if order.numel() and not self.memory.is_empty:
+            bank = self.memory.bank()
+            affinity = self._affinity(embeds, bank.embeds)
+            if self.with_cats:
+                affinity = affinity * (labels[:, None] == bank.labels[None, :])
+            is_track = bank.ids >= 0
+            claimable = (scores > self.obj_score_thr)[:, None] & is_track[None, :]
+            assignment = greedy_assign(affinity, claimable, self.match_score_thr)
+            matched = assignment.claimed >= 0
+            ids = torch.where(matched, bank.ids[assignment.claimed], ids)
+            suppressed = (
+                ~matched
+                & is_track[assignment.best_col]
+                & (assignment.best_score > self.match_score_thr)
+                & (assignment.best_score > self.nms_conf_thr)
+            )
+            ids = torch.where(suppressed, SUPPRESSED, ids)
+            matched_rows = assignment.claimed[matched]
+
+        # 5. births: consecutive ids in score order
+        born = (ids == UNTRACKED) & (scores > self.init_score_thr)
+        ids = torch.where(born, self.num_tracks + born.cumsum(0) - 1, ids)
+        num_born = int(born.sum())
+
+        # 6. memory update: matched tracks, newborns, backdrops, deaths
+        if matched_rows is not None and matched_rows.numel():
+            self.memory.update_tracks(
+                matched_rows,
+                boxes[matched],
+                scores[matched],
+                embeds[matched],
+                labels[matched],
+                frame_id,
+                self.memo_momentum,
+            )
+        if num_born:
+            self.memory.add_tracks(
+                ids[born], boxes[born], scores[born], embeds[born], labels[born], frame_id
+            )
+            self.num_tracks += num_born
+        backdrop = (ids == UNTRACKED) & ~overlaps_higher_ranked(ious, self.nms_backdrop_iou_thr)
+        self.memory.push_backdrops(boxes[backdrop], embeds[backdrop], labels[backdrop])
+        self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
+
+        # 7. output: detections holding a track id in this frame
+        out = (ids >= 0).nonzero().squeeze(1)
+        return TrackerOutput(track_ids=ids[out], det_indices=order[out], scores=scores[out])

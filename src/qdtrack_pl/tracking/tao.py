@@ -1,0 +1,140 @@
+"""QDTrack's tracker for TAO (``TaoTracker``, reference spec 3.3).
+
+Differences from ``QDTracker``: no backdrops; detections are taken in the order given (the detector's
+multi-class NMS already sorts them by score); a *same-class* distractor NMS on low-score detections;
+the class mask is applied to ``exp`` before the bi-softmax normalisation, which is then averaged with
+class-masked cosine; a match also needs the detection and track scores to be close, and the output
+score of a matched detection is smoothed with the track's last score. Every unmatched detection above
+``init_score_thr`` starts a track.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from qdtrack_pl.ops.affinity import class_masked_bisoftmax, cosine
+from qdtrack_pl.ops.assignment import greedy_assign
+from qdtrack_pl.ops.box_iou import box_iou
+from qdtrack_pl.ops.duplicate_removal import overlaps_higher_ranked
+from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
+from qdtrack_pl.tracking.memory import TrackMemory
+
+TAO_MATCH_METRICS = ("bisoftmax", "cosine")
+
+
+class TaoTracker:
+    """TAO tracker; keyword defaults are the values of ``configs/tao`` (spec 3.3)."""
+
+    def __init__(
+        self,
+        init_score_thr: float = 0.0001,
+        obj_score_thr: float = 0.0001,
+        match_score_thr: float = 0.5,
+        memo_frames: int = 10,
+        momentum_embed: float = 0.8,
+        momentum_obj_score: float = 0.5,
+        obj_score_diff_thr: float = 1.0,
+        distractor_nms_thr: float = 0.3,
+        distractor_score_thr: float = 0.5,
+        match_metric: str = "bisoftmax",
+        match_with_cosine: bool = True,
+    ) -> None:
+        if match_metric not in TAO_MATCH_METRICS:
+            raise ValueError(f"match_metric must be one of {TAO_MATCH_METRICS}, got {match_metric!r}")
+        for name, value in (("momentum_embed", momentum_embed), ("momentum_obj_score", momentum_obj_score)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if memo_frames < 0:
+            raise ValueError(f"memo_frames must be >= 0, got {memo_frames}")
+        if match_score_thr < 0:
+            raise ValueError(f"match_score_thr must be >= 0, got {match_score_thr}")
+        self.init_score_thr = init_score_thr
+        self.obj_score_thr = obj_score_thr
+        self.match_score_thr = match_score_thr
+        self.memo_frames = memo_frames
+        self.momentum_embed = momentum_embed
+        self.momentum_obj_score = momentum_obj_score
+        self.obj_score_diff_thr = obj_score_diff_thr
+        self.distractor_nms_thr = distractor_nms_thr
+        self.distractor_score_thr = distractor_score_thr
+        self.match_metric = match_metric
+        self.match_with_cosine = match_with_cosine
+        self.memory = TrackMemory(backdrop_frames=0)
+        self.num_tracks = 0
+
+    def reset(self) -> None:
+        """Forget all tracks and restart ids at 0."""
+        self.memory.reset()
+        self.num_tracks = 0
+
+    def _affinity(self, embeds: Tensor, memo_embeds: Tensor, same_class: Tensor) -> Tensor:
+        cos = cosine(embeds, memo_embeds) * same_class
+        if self.match_metric == "cosine":
+            return cos
+        scores = class_masked_bisoftmax(embeds, memo_embeds, same_class)
+        return (scores + cos) / 2 if self.match_with_cosine else scores
+
+    @torch.inference_mode()
+    def update(
+        self,
+        boxes: Tensor,
+        scores: Tensor,
+        class_ids: Tensor,
+        embeddings: Tensor,
+        frame_id: int,
+    ) -> TrackerOutput:
+        """Associate one frame (detections in score order, as the detector returns them)."""
+        frame_id = validate_detections(boxes, scores, class_ids, embeddings, frame_id)
+        if frame_id == 0:
+            self.reset()
+        self.memory.check_compatible(embeddings)
+
+        # same-class distractor NMS: low-score boxes overlapping an earlier same-class box are dropped
+        same_class = class_ids[:, None] == class_ids[None, :]
+        ious = box_iou(boxes, boxes) * same_class
+        distractor = (scores < self.distractor_score_thr) & overlaps_higher_ranked(
+            ious, self.distractor_nms_thr
+        )
+        order = (~distractor).nonzero().squeeze(1)
+        boxes, scores, labels, embeds = boxes[order], scores[order], class_ids[order], embeddings[order]
+
+        ids = torch.full_like(order, -1)
+        matched_rows = matched = None
+        if order.numel() and not self.memory.is_empty:
+            bank = self.memory.bank()
+            same_class = labels[:, None] == bank.labels[None, :]
+            affinity = self._affinity(embeds, bank.embeds, same_class)
+            close_scores = (scores[:, None] - bank.scores[None, :]).abs() < self.obj_score_diff_thr
+            claimable = (scores >= self.obj_score_thr)[:, None] & close_scores
+            assignment = greedy_assign(affinity, claimable, self.match_score_thr)
+            matched = assignment.claimed >= 0
+            matched_rows = assignment.claimed[matched]
+            ids = torch.where(matched, bank.ids[assignment.claimed], ids)
+            m = self.momentum_obj_score
+            smoothed = m * scores + (1 - m) * bank.scores[assignment.claimed]
+            scores = torch.where(matched, smoothed, scores)
+
+        born = (ids == -1) & (scores > self.init_score_thr)
+        ids = torch.where(born, self.num_tracks + born.cumsum(0) - 1, ids)
+        num_born = int(born.sum())
+
+        if matched_rows is not None and matched_rows.numel():
+            self.memory.update_tracks(
+                matched_rows,
+                boxes[matched],
+                scores[matched],
+                embeds[matched],
+                labels[matched],
+                frame_id,
+                self.momentum_embed,
+            )
+        if num_born:
+            self.memory.add_tracks(
+                ids[born], boxes[born], scores[born], embeds[born], labels[born], frame_id
+            )
+            self.num_tracks += num_born
+        self.memory.remove_expired(frame_id, self.memo_frames)
+
+        out = (ids >= 0).nonzero().squeeze(1)
+        return TrackerOutput(track_ids=ids[out], det_indices=order[out], scores=scores[out])
