@@ -86,7 +86,7 @@ def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> Video
 
     ``vocabulary`` (one LVIS name per line) fixes the class list and order, so train and val share
     class ids; annotations of other categories are dropped and counted in ``metadata``. Without it
-    the class list is every category of the json, in id order.
+    the class list is every category of the json that is not merged into another, in id order.
     """
     annotation_file = tao_annotation_file(root, split)
     frames_dir = require_path(
@@ -100,8 +100,10 @@ def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> Video
         field(c, "name", str, f"{where}: categories[{i}]"): field(c, "id", int, f"{where}: categories[{i}]")
         for i, c in enumerate(categories)
     }
+    merged = merge_map(categories)
     if vocabulary is None:
-        class_names = [c["name"] for c in sorted(categories, key=lambda c: c["id"])]
+        ordered = sorted(categories, key=lambda c: c["id"])
+        class_names = [c["name"] for c in ordered if c["id"] not in merged]
     else:
         class_names = read_vocabulary(vocabulary)
         unknown = [n for n in class_names if n not in category_id_by_name]
@@ -111,7 +113,6 @@ def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> Video
             )
     category_ids = [category_id_by_name[name] for name in class_names]
     class_of_category = {cid: k for k, cid in enumerate(category_ids)}
-    merged = merge_map(categories)
 
     videos = field(data, "videos", list, where)
     images = field(data, "images", list, where)
