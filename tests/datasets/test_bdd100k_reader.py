@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.bdd100k import VIDEO_A, VIDEO_B, make_bdd100k
 
+from fixtures.bdd100k import VIDEO_A, VIDEO_B, make_bdd100k
 from qdtrack_pl.data.bdd100k import (
     BDD100K_CLASSES,
     OCCLUDED_VISIBILITY,
@@ -30,7 +30,14 @@ def cls(name: str) -> int:
 
 def test_class_order_is_the_toolkit_json_order() -> None:
     assert BDD100K_CLASSES == (
-        "pedestrian", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+        "pedestrian",
+        "rider",
+        "car",
+        "truck",
+        "bus",
+        "train",
+        "motorcycle",
+        "bicycle",
     )
 
 
@@ -108,7 +115,9 @@ def test_unknown_class_is_an_error_or_a_counted_skip(root: Path) -> None:
 def test_malformed_box_names_file_frame_and_field(root: Path) -> None:
     path = root / "labels" / "box_track_20" / "val" / f"{VIDEO_B}.json"
     _rewrite(path, lambda frames: frames[2]["labels"][3]["box2d"].pop("y2"))
-    with pytest.raises(DatasetFormatError, match=r"frame 2: labels\[3\]: box2d: missing field 'y2'"):
+    with pytest.raises(
+        DatasetFormatError, match=r"frame 2: labels\[3\]: box2d: missing field 'y2'"
+    ):
         read_bdd100k_tracking(root, "val")
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures.tao import make_tao
 
+from fixtures.tao import make_tao
 from qdtrack_pl.data.dataset_root import DatasetNotFoundError
 from qdtrack_pl.data.errors import DatasetFormatError
 from qdtrack_pl.data.tao import annotated_category_names, read_tao, write_vocabulary
@@ -70,7 +70,9 @@ def test_malformed_bbox_names_file_record_and_field(root: Path) -> None:
     data = json.loads(path.read_text())
     data["annotations"][4]["bbox"] = [1, 2, 3]
     path.write_text(json.dumps(data))
-    with pytest.raises(DatasetFormatError, match=r"validation.json: annotations\[4\]: field 'bbox'"):
+    with pytest.raises(
+        DatasetFormatError, match=r"validation.json: annotations\[4\]: field 'bbox'"
+    ):
         read_tao(root, "val")
 
 

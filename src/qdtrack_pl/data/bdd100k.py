@@ -24,9 +24,20 @@ from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoInd
 log = logging.getLogger(__name__)
 
 BDD100K_CLASSES: tuple[str, ...] = (
-    "pedestrian", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+    "pedestrian",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
 )
-IGNORE_MAP: dict[str, str] = {"other person": "pedestrian", "other vehicle": "car", "trailer": "truck"}
+IGNORE_MAP: dict[str, str] = {
+    "other person": "pedestrian",
+    "other vehicle": "car",
+    "trailer": "truck",
+}
 DROPPED_CATEGORIES: frozenset[str] = frozenset({"traffic light", "traffic sign"})
 DOWNLOAD_URL = "https://doc.bdd100k.com/download.html"
 IMAGE_SIZE: tuple[int, int] = (1280, 720)  # (width, height) of every BDD100K image
@@ -40,7 +51,7 @@ UnknownPolicy = Literal["error", "skip"]
 
 @dataclass
 class _Tally:
-    """Labels a reader left out, reported in ``VideoIndex.metadata`` so nothing vanishes silently."""
+    """Labels a reader left out, reported in ``VideoIndex.metadata`` so none vanish silently."""
 
     dropped: Counter = field(default_factory=Counter)  # known categories dropped by the rules
     unknown: Counter = field(default_factory=Counter)  # names not in the BDD vocabulary
@@ -83,11 +94,12 @@ def parse_labels(
             key = str(json_field(label, "id", (str, int), at))
             track_id = track_ids.setdefault(key, len(track_ids))
         visibility = OCCLUDED_VISIBILITY if occluded else 1.0
-        rows.append((box, track_id, BDD100K_CLASSES.index(name), visibility,
-                     crowd or is_ignored_category))
+        rows.append(
+            (box, track_id, BDD100K_CLASSES.index(name), visibility, crowd or is_ignored_category)
+        )
     if not rows:
         return FrameAnnotations.empty()
-    boxes, ids, classes, visibility, ignore = zip(*rows)
+    boxes, ids, classes, visibility, ignore = zip(*rows, strict=True)
     return FrameAnnotations.from_rows(boxes, ids, classes, visibility, ignore)
 
 
@@ -102,18 +114,21 @@ def read_bdd100k_video(
     parsed = []
     for i, record in enumerate(records):
         where = f"{label_file}: frame {i}"
-        parsed.append((
-            json_field(record, "frameIndex", int, where),
-            json_field(record, "name", str, where),
-            json_field(record, "videoName", str, where),
-            record.get("labels") or [],
-            where,
-        ))
+        parsed.append(
+            (
+                json_field(record, "frameIndex", int, where),
+                json_field(record, "name", str, where),
+                json_field(record, "videoName", str, where),
+                record.get("labels") or [],
+                where,
+            )
+        )
     parsed.sort(key=lambda p: p[0])
     video_names = {p[2] for p in parsed}
     if len(video_names) != 1:
         raise DatasetFormatError(
-            f"{label_file}: field 'videoName': expected one video per file, got {sorted(video_names)}"
+            f"{label_file}: field 'videoName': expected one video per file, "
+            f"got {sorted(video_names)}"
         )
     frame_indices = [p[0] for p in parsed]
     if len(set(frame_indices)) != len(frame_indices):
@@ -140,12 +155,16 @@ def read_bdd100k_tracking(
     ``images/track/<split>/<video>/``."""
     root = Path(root)
     label_dir = require_path(
-        root / "labels" / "box_track_20" / split, dataset="BDD100K",
-        what=f"the MOT labels (one json per video) of split {split!r}", download_url=DOWNLOAD_URL,
+        root / "labels" / "box_track_20" / split,
+        dataset="BDD100K",
+        what=f"the MOT labels (one json per video) of split {split!r}",
+        download_url=DOWNLOAD_URL,
     )
     image_dir = require_path(
-        root / "images" / "track" / split, dataset="BDD100K",
-        what=f"the MOT images of split {split!r}", download_url=DOWNLOAD_URL,
+        root / "images" / "track" / split,
+        dataset="BDD100K",
+        what=f"the MOT images of split {split!r}",
+        download_url=DOWNLOAD_URL,
     )
     label_files = sorted(label_dir.glob("*.json"))
     if not label_files:
@@ -153,24 +172,28 @@ def read_bdd100k_tracking(
     tally = _Tally()
     videos = tuple(read_bdd100k_video(f, image_dir, tally, on_unknown) for f in label_files)
     return VideoIndex(
-        videos=videos, class_names=BDD100K_CLASSES, name=f"bdd100k_track_{split}",
+        videos=videos,
+        class_names=BDD100K_CLASSES,
+        name=f"bdd100k_track_{split}",
         metadata=_report(tally, f"BDD100K box_track {split}"),
     )
 
 
-def read_bdd100k_det(
-    root: Path, split: str, *, on_unknown: UnknownPolicy = "error"
-) -> VideoIndex:
+def read_bdd100k_det(root: Path, split: str, *, on_unknown: UnknownPolicy = "error") -> VideoIndex:
     """``labels/det_20/det_<split>.json`` as static one-frame videos (training pairs an image with
     itself); images under ``images/100k/<split>/``."""
     root = Path(root)
     label_file = require_path(
-        root / "labels" / "det_20" / f"det_{split}.json", dataset="BDD100K",
-        what=f"the detection labels of split {split!r}", download_url=DOWNLOAD_URL,
+        root / "labels" / "det_20" / f"det_{split}.json",
+        dataset="BDD100K",
+        what=f"the detection labels of split {split!r}",
+        download_url=DOWNLOAD_URL,
     )
     image_dir = require_path(
-        root / "images" / "100k" / split, dataset="BDD100K",
-        what=f"the 100k detection images of split {split!r}", download_url=DOWNLOAD_URL,
+        root / "images" / "100k" / split,
+        dataset="BDD100K",
+        what=f"the 100k detection images of split {split!r}",
+        download_url=DOWNLOAD_URL,
     )
     records = load_json(label_file)
     if not isinstance(records, list):
@@ -182,12 +205,16 @@ def read_bdd100k_det(
         where = f"{label_file}: frame {i}"
         name = json_field(record, "name", str, where)
         annotations = parse_labels(record.get("labels") or [], where, tally, on_unknown, None)
-        frame = Frame(index=0, image_path=image_dir / name, annotations=annotations,
-                      source_frame_id=0)
-        videos.append(Video(name=Path(name).stem, frames=(frame,), width=width, height=height,
-                            is_static=True))
+        frame = Frame(
+            index=0, image_path=image_dir / name, annotations=annotations, source_frame_id=0
+        )
+        videos.append(
+            Video(name=Path(name).stem, frames=(frame,), width=width, height=height, is_static=True)
+        )
     return VideoIndex(
-        videos=tuple(videos), class_names=BDD100K_CLASSES, name=f"bdd100k_det_{split}",
+        videos=tuple(videos),
+        class_names=BDD100K_CLASSES,
+        name=f"bdd100k_det_{split}",
         metadata=_report(tally, f"BDD100K det {split}"),
     )
 
@@ -196,4 +223,3 @@ def _report(tally: _Tally, what: str) -> dict:
     if tally.unknown:
         log.warning("%s: skipped labels of unknown classes %s", what, dict(tally.unknown))
     return {"dropped_categories": dict(tally.dropped), "skipped_unknown": dict(tally.unknown)}
-

@@ -51,7 +51,7 @@ def parse_record(record: dict, where: str) -> FrameAnnotations:
         rows.append(([x, y, x + w, y + h], _visibility(gtbox, w * h, at), ignore))
     if not rows:
         return FrameAnnotations.empty()
-    boxes, visibility, ignore = zip(*rows)
+    boxes, visibility, ignore = zip(*rows, strict=True)
     n = len(rows)
     return FrameAnnotations.from_rows(boxes, range(n), [0] * n, visibility, ignore)
 
@@ -65,14 +65,22 @@ def _visibility(gtbox: dict, full_area: float, where: str) -> float:
 
 
 def read_crowdhuman(root: Path, split: str) -> VideoIndex:
-    """Every image of ``<root>/annotation_<split>.odgt`` with pixels in ``<root>/Images/<ID>.jpg``."""
+    """Every image of ``<root>/annotation_<split>.odgt``, pixels in ``<root>/Images/<ID>.jpg``."""
     if split not in SPLITS:
         raise ValueError(f"CrowdHuman split must be one of {SPLITS}, got {split!r}")
     root = Path(root)
-    odgt = require_path(root / f"annotation_{split}.odgt", dataset="CrowdHuman",
-                        what=f"the {split} annotation file", download_url=DOWNLOAD_URL)
-    image_dir = require_path(root / "Images", dataset="CrowdHuman",
-                             what="the extracted Images/ folder", download_url=DOWNLOAD_URL)
+    odgt = require_path(
+        root / f"annotation_{split}.odgt",
+        dataset="CrowdHuman",
+        what=f"the {split} annotation file",
+        download_url=DOWNLOAD_URL,
+    )
+    image_dir = require_path(
+        root / "Images",
+        dataset="CrowdHuman",
+        what="the extracted Images/ folder",
+        download_url=DOWNLOAD_URL,
+    )
     videos = []
     with open(odgt, encoding="utf-8") as lines:
         for line_no, line in enumerate(lines, start=1):
@@ -83,8 +91,19 @@ def read_crowdhuman(root: Path, split: str) -> VideoIndex:
             image_id = field(record, "ID", str, where)
             image_path = image_dir / f"{image_id}.jpg"
             width, height = image_size(image_path)
-            frame = Frame(index=0, image_path=image_path,
-                          annotations=parse_record(record, where), source_frame_id=0)
-            videos.append(Video(name=image_id.replace(",", "_"), frames=(frame,), width=width, height=height,
-                                is_static=True))
+            frame = Frame(
+                index=0,
+                image_path=image_path,
+                annotations=parse_record(record, where),
+                source_frame_id=0,
+            )
+            videos.append(
+                Video(
+                    name=image_id.replace(",", "_"),
+                    frames=(frame,),
+                    width=width,
+                    height=height,
+                    is_static=True,
+                )
+            )
     return VideoIndex(videos=tuple(videos), class_names=CLASS_NAMES, name=f"crowdhuman_{split}")

@@ -42,7 +42,9 @@ def field(record: dict, key: str, expected: type | tuple[type, ...], where: str)
         raise DatasetFormatError(f"{where}: missing field {key!r}")
     value = record[key]
     # bool is an int in Python; a flag where a number is expected is a format error.
-    if not isinstance(value, expected) or (isinstance(value, bool) and bool not in _as_tuple(expected)):
+    if not isinstance(value, expected) or (
+        isinstance(value, bool) and bool not in _as_tuple(expected)
+    ):
         raise DatasetFormatError(
             f"{where}: field {key!r}: expected {_type_names(expected)}, got {value!r}"
         )
@@ -71,6 +73,12 @@ def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:
 
 
 def _type_names(expected: type | tuple[type, ...]) -> str:
-    names = {"int": "an integer", "float": "a number", "str": "a string", "list": "a list",
-             "dict": "an object", "bool": "true/false"}
+    names = {
+        "int": "an integer",
+        "float": "a number",
+        "str": "a string",
+        "list": "a list",
+        "dict": "an object",
+        "bool": "true/false",
+    }
     return " or ".join(names.get(t.__name__, t.__name__) for t in _as_tuple(expected))

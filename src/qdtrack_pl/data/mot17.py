@@ -64,8 +64,12 @@ def read_mot17(root: Path, split: str, *, detector: str | None = "FRCNN") -> Vid
     if split not in SPLITS:
         raise ValueError(f"MOT17 split must be one of {SPLITS}, got {split!r}")
     folder = "test" if split == "test" else "train"
-    split_dir = require_path(Path(root) / folder, dataset="MOT17",
-                             what=f"the {folder}/ folder of sequences", download_url=DOWNLOAD_URL)
+    split_dir = require_path(
+        Path(root) / folder,
+        dataset="MOT17",
+        what=f"the {folder}/ folder of sequences",
+        download_url=DOWNLOAD_URL,
+    )
     rule = mot17_class_rule()
     videos = [
         read_mot_sequence(d, rule, require_gt=split != "test")
@@ -73,5 +77,9 @@ def read_mot17(root: Path, split: str, *, detector: str | None = "FRCNN") -> Vid
     ]
     if split in HALF_SPLITS:
         videos = [half_split(v, split) for v in videos]
-    return VideoIndex(videos=tuple(videos), class_names=CLASS_NAMES, name=f"mot17_{split}",
-                      metadata={"detector": detector})
+    return VideoIndex(
+        videos=tuple(videos),
+        class_names=CLASS_NAMES,
+        name=f"mot17_{split}",
+        metadata={"detector": detector},
+    )

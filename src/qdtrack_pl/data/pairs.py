@@ -1,4 +1,4 @@
-"""Training pairs (spec §4.3), whole-video frame loading for evaluation, and their collate functions.
+"""Training pairs (spec §4.3), whole-video frame loading for evaluation, and their collation.
 
 Training: every annotated frame with at least one target is a key; its reference is drawn uniformly
 from the frames within ``scope`` of it. Evaluation: frames in video order, kept whole per rank by
@@ -30,7 +30,9 @@ def training_mask(annotations: FrameAnnotations, width: int, height: int) -> np.
     overlapping the image (spec §4.1)."""
     boxes = annotations.boxes
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    overlaps = (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (boxes[:, 0] < width) & (boxes[:, 1] < height)
+    overlaps = (
+        (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (boxes[:, 0] < width) & (boxes[:, 1] < height)
+    )
     return ~annotations.ignore & (w >= MIN_BOX_SIDE) & (h >= MIN_BOX_SIDE) & overlaps
 
 
@@ -66,7 +68,8 @@ class PairDataset(Dataset[PairItem]):
         self.scope = scope
         self.skip_nomatch = skip_nomatch
         self.targets = [
-            [training_mask(f.annotations, v.width, v.height) for f in v.frames] for v in index.videos
+            [training_mask(f.annotations, v.width, v.height) for f in v.frames]
+            for v in index.videos
         ]
         self.keys = [
             (v, f.index)
@@ -106,14 +109,21 @@ class PairDataset(Dataset[PairItem]):
         # Seeded from torch so DataLoader worker seeding (from its generator) makes it reproducible.
         rng = np.random.default_rng(int(torch.randint(SEED_HIGH, ()).item()))
         video_idx, key_idx, ref_idx = self.sample_ref(item, rng)
-        params = self.transform.sample(rng)
+        return self.load_pair(video_idx, key_idx, ref_idx, self.transform.sample(rng))
+
+    def load_pair(
+        self, video_idx: int, key_idx: int, ref_idx: int, params: AugmentParams
+    ) -> PairItem:
+        """Both frames under one augmentation draw, with their training targets."""
         key_image, key_targets = self._load(video_idx, key_idx, params)
         if ref_idx == key_idx:
             return PairItem(key_image, key_image, key_targets, key_targets)
         ref_image, ref_targets = self._load(video_idx, ref_idx, params)
         return PairItem(key_image, ref_image, key_targets, ref_targets)
 
-    def _load(self, video_idx: int, frame_idx: int, params: AugmentParams) -> tuple[Tensor, FrameTargets]:
+    def _load(
+        self, video_idx: int, frame_idx: int, params: AugmentParams
+    ) -> tuple[Tensor, FrameTargets]:
         video = self.index.videos[video_idx]
         frame = video.frames[frame_idx]
         ann = frame.annotations.select(self.targets[video_idx][frame_idx])

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from qdtrack_pl.data.dataset_root import require_path
+from qdtrack_pl.data.dataset_root import DatasetNotFoundError, require_path
 from qdtrack_pl.data.errors import DatasetFormatError
 from qdtrack_pl.data.json_fields import field, load_json, number_list
 from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
@@ -35,8 +35,10 @@ def tao_annotation_file(root: Path, split: str) -> Path:
     if split not in ANNOTATION_FILES:
         raise ValueError(f"TAO split must be one of {sorted(ANNOTATION_FILES)}, got {split!r}")
     return require_path(
-        Path(root) / "annotations" / ANNOTATION_FILES[split], dataset="TAO",
-        what=f"the {split} annotation json", download_url=DOWNLOAD_URL,
+        Path(root) / "annotations" / ANNOTATION_FILES[split],
+        dataset="TAO",
+        what=f"the {split} annotation json",
+        download_url=DOWNLOAD_URL,
     )
 
 
@@ -68,12 +70,25 @@ def annotated_category_names(annotation_files: Iterable[Path]) -> list[str]:
     return [names[i] for i in sorted(names)]
 
 
+def default_vocabulary(categories: list[dict]) -> list[str]:
+    """Every category not merged into another, in id order (the reader's default class list)."""
+    merged = merge_map(categories)
+    return [c["name"] for c in sorted(categories, key=lambda c: c["id"]) if c["id"] not in merged]
+
+
 def write_vocabulary(names: Sequence[str], path: Path) -> None:
     """One category name per line: the ``vocabulary`` file the reader and configs use."""
     Path(path).write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
 
 
 def read_vocabulary(path: Path) -> list[str]:
+    """Class names, one per line, as written by :func:`write_vocabulary`."""
+    if not Path(path).is_file():
+        raise DatasetNotFoundError(
+            f"TAO: vocabulary file {path} does not exist; write it once from the annotation jsons "
+            "with annotated_category_names + write_vocabulary (docs/datasets.md), or set "
+            "data.vocabulary=null to use every category of the train json"
+        )
     lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
     names = [line for line in lines if line]
     if len(set(names)) != len(names):
@@ -90,20 +105,23 @@ def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> Video
     """
     annotation_file = tao_annotation_file(root, split)
     frames_dir = require_path(
-        Path(root) / "frames", dataset="TAO", what="the extracted frames folder",
+        Path(root) / "frames",
+        dataset="TAO",
+        what="the extracted frames folder",
         download_url=DOWNLOAD_URL,
     )
     data = load_json(annotation_file)
     where = str(annotation_file)
     categories = field(data, "categories", list, where)
     category_id_by_name = {
-        field(c, "name", str, f"{where}: categories[{i}]"): field(c, "id", int, f"{where}: categories[{i}]")
+        field(c, "name", str, f"{where}: categories[{i}]"): field(
+            c, "id", int, f"{where}: categories[{i}]"
+        )
         for i, c in enumerate(categories)
     }
     merged = merge_map(categories)
     if vocabulary is None:
-        ordered = sorted(categories, key=lambda c: c["id"])
-        class_names = [c["name"] for c in ordered if c["id"] not in merged]
+        class_names = default_vocabulary(categories)
     else:
         class_names = read_vocabulary(vocabulary)
         unknown = [n for n in class_names if n not in category_id_by_name]
@@ -152,18 +170,26 @@ def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> Video
         width = video.get("width", ordered[0].get("width"))
         height = video.get("height", ordered[0].get("height"))
         if not isinstance(width, int) or not isinstance(height, int):
-            raise DatasetFormatError(f"{at}: expected integer 'width'/'height' on the video or its images")
-        out_videos.append(Video(name=name, frames=frames, width=width, height=height,
-                                fps=ANNOTATED_FPS))
+            raise DatasetFormatError(
+                f"{at}: expected integer 'width'/'height' on the video or its images"
+            )
+        out_videos.append(
+            Video(name=name, frames=frames, width=width, height=height, fps=ANNOTATED_FPS)
+        )
         image_ids[name] = tuple(image["id"] for image in ordered)
         video_ids[name] = video_id
         neg_ids[name] = tuple(video.get("neg_category_ids", ()))
         not_exhaustive_ids[name] = tuple(video.get("not_exhaustive_category_ids", ()))
     if dropped:
-        log.info("TAO %s: dropped annotations of categories outside the vocabulary: %d", split,
-                 sum(dropped.values()))
+        log.info(
+            "TAO %s: dropped annotations of categories outside the vocabulary: %d",
+            split,
+            sum(dropped.values()),
+        )
     return VideoIndex(
-        videos=tuple(out_videos), class_names=tuple(class_names), name=f"tao_{split}",
+        videos=tuple(out_videos),
+        class_names=tuple(class_names),
+        name=f"tao_{split}",
         metadata={
             "annotation_file": str(annotation_file),
             "category_ids": tuple(category_ids),  # TAO category id of each class index

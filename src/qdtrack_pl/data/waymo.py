@@ -33,7 +33,9 @@ DOWNLOAD_URL = "https://waymo.com/open/download/"
 CAMERAS: tuple[str, ...] = ("FRONT", "FRONT_LEFT", "FRONT_RIGHT", "SIDE_LEFT", "SIDE_RIGHT")
 CLASS_NAMES: tuple[str, ...] = ("vehicle", "pedestrian", "cyclist")
 CLASS_OF_TYPE: dict[str, str] = {
-    "TYPE_VEHICLE": "vehicle", "TYPE_PEDESTRIAN": "pedestrian", "TYPE_CYCLIST": "cyclist",
+    "TYPE_VEHICLE": "vehicle",
+    "TYPE_PEDESTRIAN": "pedestrian",
+    "TYPE_CYCLIST": "cyclist",
 }
 DROPPED_TYPES: frozenset[str] = frozenset({"TYPE_SIGN", "TYPE_UNKNOWN"})
 
@@ -41,7 +43,8 @@ DROPPED_TYPES: frozenset[str] = frozenset({"TYPE_SIGN", "TYPE_UNKNOWN"})
 def segment_files(root: Path, split: str) -> list[Path]:
     """The converted segment jsons of a split, checked to exist."""
     folder = require_path(
-        Path(root) / "annotations" / split, dataset="Waymo Open",
+        Path(root) / "annotations" / split,
+        dataset="Waymo Open",
         what=f"converted annotations of split {split!r} (run qdtrack-convert-waymo first)",
         download_url=DOWNLOAD_URL,
     )
@@ -70,8 +73,9 @@ def read_waymo_segment(
             raise DatasetFormatError(f"{at}: field 'name': expected one of {CAMERAS}, got {name!r}")
         if name not in cameras:
             continue
-        records = sorted(field(camera, "frames", list, at),
-                         key=lambda r: field(r, "frame_index", int, at))
+        records = sorted(
+            field(camera, "frames", list, at), key=lambda r: field(r, "frame_index", int, at)
+        )
         track_ids: dict[str, int] = {}
         frames = tuple(
             Frame(
@@ -82,14 +86,21 @@ def read_waymo_segment(
             )
             for rank, record in enumerate(records)
         )
-        videos.append(Video(
-            name=f"{segment}_{name}", frames=frames, fps=fps,
-            width=field(camera, "width", int, at), height=field(camera, "height", int, at),
-        ))
+        videos.append(
+            Video(
+                name=f"{segment}_{name}",
+                frames=frames,
+                fps=fps,
+                width=field(camera, "width", int, at),
+                height=field(camera, "height", int, at),
+            )
+        )
     return videos
 
 
-def _labels(record: dict, where: str, track_ids: dict[str, int], dropped: Counter) -> FrameAnnotations:
+def _labels(
+    record: dict, where: str, track_ids: dict[str, int], dropped: Counter
+) -> FrameAnnotations:
     boxes, ids, classes = [], [], []
     for i, label in enumerate(field(record, "labels", list, where)):
         at = f"{where}: labels[{i}]"
@@ -115,15 +126,22 @@ def read_waymo(root: Path, split: str, *, cameras: tuple[str, ...] = CAMERAS) ->
     unknown = [c for c in cameras if c not in CAMERAS]
     if unknown:
         raise ValueError(f"unknown Waymo cameras {unknown}; expected a subset of {CAMERAS}")
+    files = segment_files(root, split)
     image_root = require_path(
-        Path(root) / "images" / split, dataset="Waymo Open",
-        what=f"converted camera images of split {split!r}", download_url=DOWNLOAD_URL,
+        Path(root) / "images" / split,
+        dataset="Waymo Open",
+        what=f"converted camera images of split {split!r}",
+        download_url=DOWNLOAD_URL,
     )
     dropped: Counter = Counter()
     videos = [
         video
-        for path in segment_files(root, split)
+        for path in files
         for video in read_waymo_segment(path, image_root, tuple(cameras), dropped)
     ]
-    return VideoIndex(videos=tuple(videos), class_names=CLASS_NAMES, name=f"waymo_{split}",
-                      metadata={"dropped_types": dict(dropped)})
+    return VideoIndex(
+        videos=tuple(videos),
+        class_names=CLASS_NAMES,
+        name=f"waymo_{split}",
+        metadata={"dropped_types": dict(dropped)},
+    )

@@ -1,9 +1,9 @@
 """Greedy assignment in row order, vectorised into a few rounds (spec 3.2 step 4).
 
 The trackers walk detections in rank order; each takes its best memory column among those not yet
-claimed and claims it when the affinity beats a threshold and the pair is claimable. Done row by row
-this is a Python loop; here it runs in rounds instead. Each round computes every unresolved row's
-best column over the columns still free. A row's result can only be invalidated by an earlier row
+claimed and claims it when the affinity beats a threshold and the pair may claim. Done row by row this
+is a Python loop; here it runs in rounds instead. Each round computes every unresolved row's best
+column over the columns still free. A row's result can only be invalidated by an earlier row
 claiming that same column, so the longest prefix in which no row's column was claimed by an earlier
 row of the prefix is exactly what the sequential walk produces. Its claims are applied and the next
 round starts after it. Usually one to three rounds; never more than N.
@@ -29,11 +29,18 @@ class GreedyAssignment(NamedTuple):
     best_col: Tensor  # (N,) int64: that column (meaningless where best_score is -inf)
 
 
-def greedy_assign(affinity: Tensor, claimable: Tensor, threshold: float) -> GreedyAssignment:
-    """Row ``i`` claims its best free column ``c`` iff ``best > threshold`` and ``claimable[i, c]``.
+def greedy_assign(
+    affinity: Tensor,
+    threshold: float,
+    row_ok: Tensor | None = None,
+    col_ok: Tensor | None = None,
+    pair_ok: Tensor | None = None,
+) -> GreedyAssignment:
+    """Row ``i`` claims its best free column ``c`` iff ``affinity[i, c] > threshold`` and the pair may
+    claim: ``row_ok[i]`` (N,), ``col_ok[c]`` (M,) and ``pair_ok[i, c]`` (N, M), each optional.
 
-    ``affinity`` is (N, M) with rows in priority order; ``claimable`` is a boolean (N, M) mask of the
-    pairs allowed to claim (a row whose best pair is not claimable claims nothing and frees nothing).
+    ``affinity`` is (N, M) with rows in priority order. A row whose best column may not be claimed
+    claims nothing and frees nothing (it does not fall back to its second best).
     """
     n, m = affinity.shape
     device = affinity.device
@@ -45,14 +52,20 @@ def greedy_assign(affinity: Tensor, claimable: Tensor, threshold: float) -> Gree
         )
     local_rows = torch.arange(n, device=device)
     no_claimant = torch.full((m,), n, dtype=torch.long, device=device)
-    penalty = torch.zeros(m, dtype=affinity.dtype, device=device)  # -inf on claimed columns
+    penalty = affinity.new_zeros(m)  # -inf on the columns claimed so far
     claimed_parts, score_parts, col_parts = [], [], []
     start = 0
     while start < n:
         rows = local_rows[: n - start]
-        block = affinity[start:] if start == 0 else affinity[start:] + penalty
+        block = affinity if start == 0 else affinity[start:] + penalty
         best, col = block.max(dim=1)
-        claims = (best > threshold) & claimable[start:].gather(1, col[:, None]).squeeze(1)
+        claims = best > threshold
+        if row_ok is not None:
+            claims &= row_ok[start:]
+        if col_ok is not None:
+            claims &= col_ok[col]
+        if pair_ok is not None:
+            claims &= pair_ok[start:].gather(1, col[:, None]).squeeze(1)
         first_claimant = no_claimant.scatter_reduce(
             0, col, torch.where(claims, rows, n), reduce="amin", include_self=True
         )
@@ -69,6 +82,4 @@ def greedy_assign(affinity: Tensor, claimable: Tensor, threshold: float) -> Gree
             )
     if len(claimed_parts) == 1:
         return GreedyAssignment(claimed_parts[0], score_parts[0], col_parts[0])
-    return GreedyAssignment(
-        torch.cat(claimed_parts), torch.cat(score_parts), torch.cat(col_parts)
-    )
+    return GreedyAssignment(torch.cat(claimed_parts), torch.cat(score_parts), torch.cat(col_parts))

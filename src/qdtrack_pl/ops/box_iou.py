@@ -2,7 +2,9 @@
 
 The tracker thresholds IoUs (duplicate removal, backdrop NMS), so the formula is kept identical to
 the original implementation's: areas without the legacy ``+1`` and the union clamped at ``eps`` so
-that degenerate (zero-area) boxes give 0 instead of NaN.
+that degenerate (zero-area) boxes give 0 instead of NaN. Coordinates are transposed to contiguous
+(4, N) rows first: broadcasting those is several times faster on CPU than broadcasting strided
+(N, 1, 2) slices, and the tracker calls this every frame.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ UNION_EPS = 1e-6  # mmdet's ``bbox_overlaps`` default
 
 def box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = UNION_EPS) -> Tensor:
     """IoU between every box of ``boxes1`` (N, 4) and every box of ``boxes2`` (M, 4) -> (N, M)."""
-    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
-    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
-    top_left = boxes1[:, None, :2].maximum(boxes2[None, :, :2])
-    bottom_right = boxes1[:, None, 2:].minimum(boxes2[None, :, 2:])
-    wh = (bottom_right - top_left).clamp(min=0)
-    overlap = wh[..., 0] * wh[..., 1]
-    union = (area1[:, None] + area2[None, :] - overlap).clamp(min=eps)
+    a = boxes1.t().contiguous()  # (4, N): rows x1, y1, x2, y2
+    area1 = (a[2] - a[0]) * (a[3] - a[1])
+    if boxes2 is boxes1:
+        b, area2 = a, area1
+    else:
+        b = boxes2.t().contiguous()
+        area2 = (b[2] - b[0]) * (b[3] - b[1])
+    top_left = a[:2, :, None].maximum(b[:2, None, :])
+    bottom_right = a[2:, :, None].minimum(b[2:, None, :])
+    wh = (bottom_right - top_left).clamp_(min=0)
+    overlap = wh[0] * wh[1]
+    union = (area1[:, None] + area2 - overlap).clamp_(min=eps)
     return overlap / union

@@ -3,22 +3,36 @@
 QDTrack's duplicate removal, its backdrop NMS and the TAO distractor NMS all share one rule: walking
 boxes in rank order, box ``i`` is dropped if its IoU with **any** box ranked above it exceeds ``i``'s
 threshold, whether or not that box was itself dropped. Because dropped boxes still suppress, the rule
-needs no sequential pass: it is a masked row-wise ``any`` over the strictly lower triangle.
+needs no sequential pass: compare each row's maximum over the strictly lower triangle.
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 
-def overlaps_higher_ranked(ious: Tensor, thresholds: Tensor | float) -> Tensor:
-    """Boolean (N,): row ``i`` has ``ious[i, j] > thresholds[i]`` for some ``j < i``.
+def max_overlap_with_higher_ranked(ious: Tensor) -> Tensor:
+    """(N,): ``max_{j < i} ious[i, j]`` for rank-ordered boxes (highest first); 0 for the first.
 
-    ``ious`` is (N, N) among rank-ordered boxes (highest first); ``thresholds`` is a scalar or (N,).
-    Pre-mask ``ious`` (e.g. to 0 across classes) to restrict which pairs may suppress.
+    ``ious`` is (N, N) with values >= 0; zero entries (e.g. across classes) never suppress.
     """
-    n = ious.shape[0]
-    limits = thresholds[:, None] if isinstance(thresholds, Tensor) else thresholds
-    higher_ranked = torch.ones(n, n, dtype=torch.bool, device=ious.device).tril_(-1)
-    return ((ious > limits) & higher_ranked).any(dim=1)
+    if ious.shape[0] == 0:
+        return ious.new_zeros(0)
+    return ious.tril(-1).amax(dim=1)
+
+
+def duplicates(
+    ious: Tensor,
+    scores: Tensor,
+    obj_score_thr: float,
+    low_score_iou_thr: float,
+    iou_thr: float,
+) -> Tensor:
+    """QDTrack's class-agnostic duplicate removal: boolean (N,) mask of the boxes to drop.
+
+    Box ``i`` (rank order, ``scores`` descending) is a duplicate if its IoU with any higher-ranked box
+    exceeds ``low_score_iou_thr`` when ``scores[i] < obj_score_thr``, else ``iou_thr``. Thresholds
+    must be >= 0.
+    """
+    overlap = max_overlap_with_higher_ranked(ious)
+    return (overlap > iou_thr) | ((overlap > low_score_iou_thr) & (scores < obj_score_thr))

@@ -11,7 +11,8 @@ Output (read by :mod:`qdtrack_pl.data.waymo`): ``<out>/images/<split>/<segment>/
 <frame:06d>.jpg`` (the original jpg bytes, not re-encoded) and ``<out>/annotations/<split>/
 <segment>.json`` with the 2D camera labels of the five cameras.
 
-Usage: ``qdtrack-convert-waymo --input <dir with segment-*.tfrecord> --output data/Waymo --split val``
+Usage: ``qdtrack-convert-waymo --input <folder of segment-*.tfrecord> --output data/Waymo
+--split val``
 """
 
 from __future__ import annotations
@@ -30,10 +31,20 @@ from qdtrack_pl.data.errors import DatasetFormatError
 from qdtrack_pl.data.waymo import CAMERAS
 
 WAYMO_FPS = 10.0  # all perception segments are 10 Hz
-CAMERA_NAMES: dict[int, str] = {1: "FRONT", 2: "FRONT_LEFT", 3: "FRONT_RIGHT", 4: "SIDE_LEFT",
-                                5: "SIDE_RIGHT"}  # dataset.proto CameraName.Name
-LABEL_TYPES: dict[int, str] = {0: "TYPE_UNKNOWN", 1: "TYPE_VEHICLE", 2: "TYPE_PEDESTRIAN",
-                               3: "TYPE_SIGN", 4: "TYPE_CYCLIST"}  # label.proto Label.Type
+CAMERA_NAMES: dict[int, str] = {
+    1: "FRONT",
+    2: "FRONT_LEFT",
+    3: "FRONT_RIGHT",
+    4: "SIDE_LEFT",
+    5: "SIDE_RIGHT",
+}  # dataset.proto CameraName.Name
+LABEL_TYPES: dict[int, str] = {
+    0: "TYPE_UNKNOWN",
+    1: "TYPE_VEHICLE",
+    2: "TYPE_PEDESTRIAN",
+    3: "TYPE_SIGN",
+    4: "TYPE_CYCLIST",
+}  # label.proto Label.Type
 _LENGTH = struct.Struct("<Q")  # TFRecord: uint64 length, uint32 crc, data, uint32 crc
 _CRC_BYTES = 4
 PROTOS_HINT = (
@@ -71,9 +82,16 @@ def proto_frame_parser() -> FrameParser:
     return dataset_pb2.Frame.FromString
 
 
-def center_box_to_xyxy(center_x: float, center_y: float, length: float, width: float) -> list[float]:
+def center_box_to_xyxy(
+    center_x: float, center_y: float, length: float, width: float
+) -> list[float]:
     """Waymo 2D camera box (centre, ``length`` along image x, ``width`` along image y) to xyxy."""
-    return [center_x - length / 2, center_y - width / 2, center_x + length / 2, center_y + width / 2]
+    return [
+        center_x - length / 2,
+        center_y - width / 2,
+        center_x + length / 2,
+        center_y + width / 2,
+    ]
 
 
 def label_to_json(label: Any) -> dict:
@@ -81,11 +99,16 @@ def label_to_json(label: Any) -> dict:
     if label.type not in LABEL_TYPES:
         raise DatasetFormatError(f"label {label.id!r}: unknown Label.Type {label.type}")
     box = label.box
-    return {"id": label.id, "type": LABEL_TYPES[label.type],
-            "box": center_box_to_xyxy(box.center_x, box.center_y, box.length, box.width)}
+    return {
+        "id": label.id,
+        "type": LABEL_TYPES[label.type],
+        "box": center_box_to_xyxy(box.center_x, box.center_y, box.length, box.width),
+    }
 
 
-def convert_segment(records: Iterable[bytes], parse: FrameParser, out_root: Path, split: str) -> Path:
+def convert_segment(
+    records: Iterable[bytes], parse: FrameParser, out_root: Path, split: str
+) -> Path:
     """Write one segment's camera jpgs and its annotation json; return the json path."""
     cameras: dict[str, dict] = {}
     segment = ""
@@ -110,12 +133,14 @@ def convert_segment(records: Iterable[bytes], parse: FrameParser, out_root: Path
             if camera not in cameras:
                 width, height = Image.open(io.BytesIO(image.image)).size
                 cameras[camera] = {"name": camera, "width": width, "height": height, "frames": []}
-            cameras[camera]["frames"].append({
-                "frame_index": frame_index,
-                "timestamp_micros": int(frame.timestamp_micros),
-                "file_name": file_name,
-                "labels": [label_to_json(label) for label in labels.get(camera, ())],
-            })
+            cameras[camera]["frames"].append(
+                {
+                    "frame_index": frame_index,
+                    "timestamp_micros": int(frame.timestamp_micros),
+                    "file_name": file_name,
+                    "labels": [label_to_json(label) for label in labels.get(camera, ())],
+                }
+            )
     if not cameras:
         raise DatasetFormatError("segment holds no camera images")
     out = out_root / "annotations" / split / f"{segment}.json"

@@ -63,41 +63,53 @@ class IoUTracker:
             )
 
         order = torch.argsort(scores, descending=True, stable=True)
-        boxes, scores, labels = boxes[order], scores[order], class_ids[order]
-        no_embeds = embeddings[order, :0]  # the memory keeps no appearance
+        boxes, scores = boxes.index_select(0, order), scores.index_select(0, order)
+        labels = class_ids.index_select(0, order)
+        no_embeds = embeddings.new_zeros(order.numel(), 0)  # the memory keeps no appearance
 
         ids = torch.full_like(order, -1)
-        matched_rows = matched = None
+        claimed = None
         if order.numel() and not self.memory.is_empty:
             overlap = box_iou(boxes, self.memory.boxes)
             if self.with_cats:
-                overlap = overlap * (labels[:, None] == self.memory.labels[None, :])
-            claimable = (scores > self.obj_score_thr)[:, None].expand_as(overlap)
-            assignment = greedy_assign(overlap, claimable, self.match_iou_thr)
-            matched = assignment.claimed >= 0
-            matched_rows = assignment.claimed[matched]
-            ids = torch.where(matched, self.memory.ids[assignment.claimed], ids)
+                overlap = overlap * (labels[:, None] == self.memory.labels)
+            assignment = greedy_assign(
+                overlap, self.match_iou_thr, row_ok=scores > self.obj_score_thr
+            )
+            claimed = assignment.claimed
+            ids = torch.where(
+                claimed >= 0, self.memory.ids.index_select(0, claimed.clamp(min=0)), ids
+            )
 
         born = (ids == -1) & (scores > self.init_score_thr)
-        ids = torch.where(born, self.num_tracks + born.cumsum(0) - 1, ids)
-        num_born = int(born.sum())
+        ids = torch.where(born, born.cumsum(0) + (self.num_tracks - 1), ids)
 
-        if matched_rows is not None and matched_rows.numel():
-            self.memory.update_tracks(
-                matched_rows,
-                boxes[matched],
-                scores[matched],
-                no_embeds[matched],
-                labels[matched],
-                frame_id,
-                momentum=1.0,
-            )
-        if num_born:
+        if claimed is not None:
+            matched = (claimed >= 0).nonzero().squeeze(1)
+            if matched.numel():
+                self.memory.update_tracks(
+                    claimed.index_select(0, matched),
+                    boxes.index_select(0, matched),
+                    no_embeds.index_select(0, matched),
+                    labels.index_select(0, matched),
+                    frame_id,
+                    momentum=1.0,
+                )
+        newborn = born.nonzero().squeeze(1)
+        if newborn.numel():
             self.memory.add_tracks(
-                ids[born], boxes[born], scores[born], no_embeds[born], labels[born], frame_id
+                ids.index_select(0, newborn),
+                boxes.index_select(0, newborn),
+                no_embeds.index_select(0, newborn),
+                labels.index_select(0, newborn),
+                frame_id,
             )
-            self.num_tracks += num_born
+            self.num_tracks += newborn.numel()
         self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
         out = (ids >= 0).nonzero().squeeze(1)
-        return TrackerOutput(track_ids=ids[out], det_indices=order[out], scores=scores[out])
+        return TrackerOutput(
+            track_ids=ids.index_select(0, out),
+            det_indices=order.index_select(0, out),
+            scores=scores.index_select(0, out),
+        )

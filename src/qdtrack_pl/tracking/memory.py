@@ -22,9 +22,8 @@ BACKDROP_ID = -1  # memory id of every backdrop entry
 
 
 class Backdrops(NamedTuple):
-    """One frame's backdrop entry."""
+    """One frame's backdrop entry (boxes are not kept: backdrops are matched by appearance only)."""
 
-    boxes: Tensor  # (B, 4)
     embeds: Tensor  # (B, D)
     labels: Tensor  # (B,) int64
 
@@ -35,11 +34,14 @@ class MemoryBank(NamedTuple):
     embeds: Tensor  # (M, D)
     labels: Tensor  # (M,) int64
     ids: Tensor  # (M,) int64, BACKDROP_ID for backdrops
-    scores: Tensor  # (M,) last score of each track; 0 for backdrops
 
 
 class TrackMemory:
-    """Live tracks (one row per track, rows in ascending id order) and a backdrop ring."""
+    """Live tracks (one row per track, rows in ascending id order) and a backdrop ring.
+
+    ``boxes`` rows are stored as the tracker passes them: (T, 4) xyxy, or (T, 5) with the score as
+    a last column (mmdet's convention, used by the TAO tracker which compares scores).
+    """
 
     def __init__(self, backdrop_frames: int = 0) -> None:
         if backdrop_frames < 0:
@@ -51,7 +53,6 @@ class TrackMemory:
         """Forget every track and backdrop (start of a new video)."""
         self.ids = torch.zeros(0, dtype=torch.long)
         self.boxes = torch.zeros(0, 4)
-        self.scores = torch.zeros(0)
         self.embeds = torch.zeros(0, 0)
         self.labels = torch.zeros(0, dtype=torch.long)
         self.last_frame = torch.zeros(0, dtype=torch.long)
@@ -85,37 +86,34 @@ class TrackMemory:
     def bank(self) -> MemoryBank:
         """Tracks then backdrops, concatenated for one affinity computation."""
         if not self.backdrops:
-            return MemoryBank(self.embeds, self.labels, self.ids, self.scores)
+            return MemoryBank(self.embeds, self.labels, self.ids)
         num_backdrops = sum(entry.embeds.shape[0] for entry in self.backdrops)
         return MemoryBank(
             embeds=torch.cat([self.embeds, *(entry.embeds for entry in self.backdrops)]),
             labels=torch.cat([self.labels, *(entry.labels for entry in self.backdrops)]),
             ids=torch.cat([self.ids, self.ids.new_full((num_backdrops,), BACKDROP_ID)]),
-            scores=torch.cat([self.scores, self.scores.new_zeros(num_backdrops)]),
         )
 
     def update_tracks(
         self,
         rows: Tensor,
         boxes: Tensor,
-        scores: Tensor,
         embeds: Tensor,
         labels: Tensor,
         frame_id: int,
         momentum: float,
     ) -> None:
-        """Matched tracks take the new box/score/label; ``momentum`` weights the new embedding."""
-        self.boxes[rows] = boxes
-        self.scores[rows] = scores
-        self.embeds[rows] = (1 - momentum) * self.embeds[rows] + momentum * embeds
-        self.labels[rows] = labels
-        self.last_frame[rows] = frame_id
+        """Matched tracks take the new box and label; ``momentum`` weights the new embedding."""
+        blended = (1 - momentum) * self.embeds.index_select(0, rows) + momentum * embeds
+        self.embeds.index_copy_(0, rows, blended)
+        self.boxes.index_copy_(0, rows, boxes)
+        self.labels.index_copy_(0, rows, labels)
+        self.last_frame.index_fill_(0, rows, frame_id)
 
     def add_tracks(
         self,
         ids: Tensor,
         boxes: Tensor,
-        scores: Tensor,
         embeds: Tensor,
         labels: Tensor,
         frame_id: int,
@@ -123,25 +121,25 @@ class TrackMemory:
         """Append newborn tracks; their ids must exceed every stored id (keeps rows id-ascending)."""
         last_frame = torch.full_like(ids, frame_id)
         if self.num_tracks == 0:
-            self.ids, self.boxes, self.scores = ids, boxes, scores
-            self.embeds, self.labels, self.last_frame = embeds, labels, last_frame
+            self.ids, self.boxes, self.embeds = ids, boxes, embeds
+            self.labels, self.last_frame = labels, last_frame
             return
         self.ids = torch.cat([self.ids, ids])
         self.boxes = torch.cat([self.boxes, boxes])
-        self.scores = torch.cat([self.scores, scores])
         self.embeds = torch.cat([self.embeds, embeds])
         self.labels = torch.cat([self.labels, labels])
         self.last_frame = torch.cat([self.last_frame, last_frame])
 
-    def push_backdrops(self, boxes: Tensor, embeds: Tensor, labels: Tensor) -> None:
+    def push_backdrops(self, embeds: Tensor, labels: Tensor) -> None:
         """Insert this frame's backdrops as the newest entry; the oldest beyond the ring falls out."""
-        self.backdrops.appendleft(Backdrops(boxes, embeds, labels))
+        self.backdrops.appendleft(Backdrops(embeds, labels))
 
     def remove_expired(self, frame_id: int, max_age: int) -> None:
         """Remove tracks unseen for ``max_age`` frames or more (``frame_id - last_frame >= max_age``)."""
         alive = self.last_frame > frame_id - max_age
         if bool(alive.all()):
             return
-        self.ids, self.boxes, self.scores = self.ids[alive], self.boxes[alive], self.scores[alive]
-        self.embeds, self.labels = self.embeds[alive], self.labels[alive]
-        self.last_frame = self.last_frame[alive]
+        rows = alive.nonzero().squeeze(1)
+        self.ids, self.boxes = self.ids.index_select(0, rows), self.boxes.index_select(0, rows)
+        self.embeds, self.labels = self.embeds.index_select(0, rows), self.labels.index_select(0, rows)
+        self.last_frame = self.last_frame.index_select(0, rows)

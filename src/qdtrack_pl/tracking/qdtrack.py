@@ -19,7 +19,7 @@ from torch import Tensor
 from qdtrack_pl.ops.affinity import get_affinity
 from qdtrack_pl.ops.assignment import greedy_assign
 from qdtrack_pl.ops.box_iou import box_iou
-from qdtrack_pl.ops.duplicate_removal import overlaps_higher_ranked
+from qdtrack_pl.ops.duplicate_removal import duplicates, max_overlap_with_higher_ranked
 from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
 from qdtrack_pl.tracking.memory import TrackMemory
 
@@ -48,8 +48,13 @@ class QDTracker:
             raise ValueError(f"memo_momentum must be in [0, 1], got {memo_momentum}")
         if memo_tracklet_frames < 0:
             raise ValueError(f"memo_tracklet_frames must be >= 0, got {memo_tracklet_frames}")
-        if match_score_thr < 0:
-            raise ValueError(f"match_score_thr must be >= 0, got {match_score_thr}")
+        for name, value in (
+            ("match_score_thr", match_score_thr),
+            ("nms_backdrop_iou_thr", nms_backdrop_iou_thr),
+            ("nms_class_iou_thr", nms_class_iou_thr),
+        ):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
         self.init_score_thr = init_score_thr
         self.obj_score_thr = obj_score_thr
         self.match_score_thr = match_score_thr
@@ -88,63 +93,78 @@ class QDTracker:
 
         # 1-2. sort by score, then class-agnostic duplicate removal against the full higher prefix
         order = torch.argsort(scores, descending=True, stable=True)
-        boxes, scores = boxes[order], scores[order]
+        boxes, scores = boxes.index_select(0, order), scores.index_select(0, order)
         ious = box_iou(boxes, boxes)
-        dup_thr = torch.where(
-            scores < self.obj_score_thr, self.nms_backdrop_iou_thr, self.nms_class_iou_thr
+        duplicate = duplicates(
+            ious, scores, self.obj_score_thr, self.nms_backdrop_iou_thr, self.nms_class_iou_thr
         )
-        kept = (~overlaps_higher_ranked(ious, dup_thr)).nonzero().squeeze(1)
-        order, boxes, scores = order[kept], boxes[kept], scores[kept]
-        labels, embeds = class_ids[order], embeddings[order]
-        ious = ious[kept][:, kept]
+        kept = (~duplicate).nonzero().squeeze(1)
+        order = order.index_select(0, kept)
+        boxes, scores = boxes.index_select(0, kept), scores.index_select(0, kept)
+        labels, embeds = class_ids.index_select(0, order), embeddings.index_select(0, order)
 
         # 3-4. match against tracks + backdrops (only if a live track exists)
         ids = torch.full_like(order, UNTRACKED)
-        matched_rows = matched = None
-        if order.numel() and not self.memory.is_empty:
+        claimed = None
+        num_tracks = self.memory.num_tracks
+        if order.numel() and num_tracks:
             bank = self.memory.bank()
             affinity = self._affinity(embeds, bank.embeds)
             if self.with_cats:
-                affinity = affinity * (labels[:, None] == bank.labels[None, :])
-            is_track = bank.ids >= 0
-            claimable = (scores > self.obj_score_thr)[:, None] & is_track[None, :]
-            assignment = greedy_assign(affinity, claimable, self.match_score_thr)
-            matched = assignment.claimed >= 0
-            ids = torch.where(matched, bank.ids[assignment.claimed], ids)
-            suppressed = (
-                ~matched
-                & is_track[assignment.best_col]
-                & (assignment.best_score > self.match_score_thr)
-                & (assignment.best_score > self.nms_conf_thr)
+                affinity = affinity * (labels[:, None] == bank.labels)
+            assignment = greedy_assign(
+                affinity,
+                self.match_score_thr,
+                row_ok=scores > self.obj_score_thr,
+                col_ok=bank.ids >= 0,
             )
-            ids = torch.where(suppressed, SUPPRESSED, ids)
-            matched_rows = assignment.claimed[matched]
+            claimed = assignment.claimed
+            ids = torch.where(claimed >= 0, self.memory.ids.index_select(0, claimed.clamp(min=0)), ids)
+            suppressed = (
+                (claimed < 0)
+                & (assignment.best_col < num_tracks)  # tracks come before backdrops in the bank
+                & (assignment.best_score > max(self.match_score_thr, self.nms_conf_thr))
+            )
+            ids = ids.masked_fill(suppressed, SUPPRESSED)
 
         # 5. births: consecutive ids in score order
-        born = (ids == UNTRACKED) & (scores > self.init_score_thr)
-        ids = torch.where(born, self.num_tracks + born.cumsum(0) - 1, ids)
-        num_born = int(born.sum())
+        untracked = ids == UNTRACKED
+        born = untracked & (scores > self.init_score_thr)
+        ids = torch.where(born, born.cumsum(0) + (self.num_tracks - 1), ids)
 
         # 6. memory update: matched tracks, newborns, backdrops, deaths
-        if matched_rows is not None and matched_rows.numel():
-            self.memory.update_tracks(
-                matched_rows,
-                boxes[matched],
-                scores[matched],
-                embeds[matched],
-                labels[matched],
-                frame_id,
-                self.memo_momentum,
-            )
-        if num_born:
+        if claimed is not None:
+            matched = (claimed >= 0).nonzero().squeeze(1)
+            if matched.numel():
+                self.memory.update_tracks(
+                    claimed.index_select(0, matched),
+                    boxes.index_select(0, matched),
+                    embeds.index_select(0, matched),
+                    labels.index_select(0, matched),
+                    frame_id,
+                    self.memo_momentum,
+                )
+        newborn = born.nonzero().squeeze(1)
+        if newborn.numel():
             self.memory.add_tracks(
-                ids[born], boxes[born], scores[born], embeds[born], labels[born], frame_id
+                ids.index_select(0, newborn),
+                boxes.index_select(0, newborn),
+                embeds.index_select(0, newborn),
+                labels.index_select(0, newborn),
+                frame_id,
             )
-            self.num_tracks += num_born
-        backdrop = (ids == UNTRACKED) & ~overlaps_higher_ranked(ious, self.nms_backdrop_iou_thr)
-        self.memory.push_backdrops(boxes[backdrop], embeds[backdrop], labels[backdrop])
+            self.num_tracks += newborn.numel()
+        # backdrops: still untracked and not overlapping a surviving detection ranked above
+        kept_ious = ious.index_select(0, kept).index_select(1, kept)
+        crowded = max_overlap_with_higher_ranked(kept_ious) > self.nms_backdrop_iou_thr
+        backdrop = (untracked & ~born & ~crowded).nonzero().squeeze(1)
+        self.memory.push_backdrops(embeds.index_select(0, backdrop), labels.index_select(0, backdrop))
         self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
         # 7. output: detections holding a track id in this frame
         out = (ids >= 0).nonzero().squeeze(1)
-        return TrackerOutput(track_ids=ids[out], det_indices=order[out], scores=scores[out])
+        return TrackerOutput(
+            track_ids=ids.index_select(0, out),
+            det_indices=order.index_select(0, out),
+            scores=scores.index_select(0, out),
+        )

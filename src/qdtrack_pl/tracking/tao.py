@@ -16,11 +16,12 @@ from torch import Tensor
 from qdtrack_pl.ops.affinity import class_masked_bisoftmax, cosine
 from qdtrack_pl.ops.assignment import greedy_assign
 from qdtrack_pl.ops.box_iou import box_iou
-from qdtrack_pl.ops.duplicate_removal import overlaps_higher_ranked
+from qdtrack_pl.ops.duplicate_removal import max_overlap_with_higher_ranked
 from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
 from qdtrack_pl.tracking.memory import TrackMemory
 
 TAO_MATCH_METRICS = ("bisoftmax", "cosine")
+SCORE_COLUMN = 4  # track boxes are stored as (x1, y1, x2, y2, score), mmdet's convention
 
 
 class TaoTracker:
@@ -93,48 +94,64 @@ class TaoTracker:
         # same-class distractor NMS: low-score boxes overlapping an earlier same-class box are dropped
         same_class = class_ids[:, None] == class_ids[None, :]
         ious = box_iou(boxes, boxes) * same_class
-        distractor = (scores < self.distractor_score_thr) & overlaps_higher_ranked(
-            ious, self.distractor_nms_thr
+        distractor = (scores < self.distractor_score_thr) & (
+            max_overlap_with_higher_ranked(ious) > self.distractor_nms_thr
         )
         order = (~distractor).nonzero().squeeze(1)
-        boxes, scores, labels, embeds = boxes[order], scores[order], class_ids[order], embeddings[order]
+        boxes, scores = boxes.index_select(0, order), scores.index_select(0, order)
+        labels, embeds = class_ids.index_select(0, order), embeddings.index_select(0, order)
 
         ids = torch.full_like(order, -1)
-        matched_rows = matched = None
+        claimed = None
         if order.numel() and not self.memory.is_empty:
             bank = self.memory.bank()
-            same_class = labels[:, None] == bank.labels[None, :]
+            track_scores = self.memory.boxes[:, SCORE_COLUMN]
+            same_class = labels[:, None] == bank.labels
             affinity = self._affinity(embeds, bank.embeds, same_class)
-            close_scores = (scores[:, None] - bank.scores[None, :]).abs() < self.obj_score_diff_thr
-            claimable = (scores >= self.obj_score_thr)[:, None] & close_scores
-            assignment = greedy_assign(affinity, claimable, self.match_score_thr)
-            matched = assignment.claimed >= 0
-            matched_rows = assignment.claimed[matched]
-            ids = torch.where(matched, bank.ids[assignment.claimed], ids)
+            close_scores = (scores[:, None] - track_scores).abs() < self.obj_score_diff_thr
+            assignment = greedy_assign(
+                affinity,
+                self.match_score_thr,
+                row_ok=scores >= self.obj_score_thr,
+                pair_ok=close_scores,
+            )
+            claimed = assignment.claimed
+            matched = claimed >= 0
+            ids = torch.where(matched, bank.ids.index_select(0, claimed.clamp(min=0)), ids)
             m = self.momentum_obj_score
-            smoothed = m * scores + (1 - m) * bank.scores[assignment.claimed]
+            smoothed = m * scores + (1 - m) * track_scores.index_select(0, claimed.clamp(min=0))
             scores = torch.where(matched, smoothed, scores)
 
         born = (ids == -1) & (scores > self.init_score_thr)
-        ids = torch.where(born, self.num_tracks + born.cumsum(0) - 1, ids)
-        num_born = int(born.sum())
+        ids = torch.where(born, born.cumsum(0) + (self.num_tracks - 1), ids)
 
-        if matched_rows is not None and matched_rows.numel():
-            self.memory.update_tracks(
-                matched_rows,
-                boxes[matched],
-                scores[matched],
-                embeds[matched],
-                labels[matched],
-                frame_id,
-                self.momentum_embed,
-            )
-        if num_born:
+        boxes_with_scores = torch.cat([boxes, scores[:, None]], dim=1)
+        if claimed is not None:
+            matched_rows = (claimed >= 0).nonzero().squeeze(1)
+            if matched_rows.numel():
+                self.memory.update_tracks(
+                    claimed.index_select(0, matched_rows),
+                    boxes_with_scores.index_select(0, matched_rows),
+                    embeds.index_select(0, matched_rows),
+                    labels.index_select(0, matched_rows),
+                    frame_id,
+                    self.momentum_embed,
+                )
+        newborn = born.nonzero().squeeze(1)
+        if newborn.numel():
             self.memory.add_tracks(
-                ids[born], boxes[born], scores[born], embeds[born], labels[born], frame_id
+                ids.index_select(0, newborn),
+                boxes_with_scores.index_select(0, newborn),
+                embeds.index_select(0, newborn),
+                labels.index_select(0, newborn),
+                frame_id,
             )
-            self.num_tracks += num_born
+            self.num_tracks += newborn.numel()
         self.memory.remove_expired(frame_id, self.memo_frames)
 
         out = (ids >= 0).nonzero().squeeze(1)
-        return TrackerOutput(track_ids=ids[out], det_indices=order[out], scores=scores[out])
+        return TrackerOutput(
+            track_ids=ids.index_select(0, out),
+            det_indices=order.index_select(0, out),
+            scores=scores.index_select(0, out),
+        )

@@ -1,0 +1,128 @@
+"""Timing, thread control and machine description shared by the benchmarks.
+
+Timings are medians over repeats after a warm-up (the first calls pay for allocation and lazy
+initialisation); GPU work is synchronised only when the device is CUDA, so CPU timings carry no
+device-sync overhead.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SKIPPED_NO_CUDA = {"skipped": "no CUDA device"}
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued kernels so a timer reads the work, not the launch (CUDA only)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextmanager
+def num_threads(count: int) -> Iterator[None]:
+    """Run a block with ``count`` intra-op threads, restoring the previous setting after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class Stopwatch:
+    """Accumulates seconds per named stage; synchronises ``device`` around each timed block."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        synchronize(self.device)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            synchronize(self.device)
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def summarize(seconds: Sequence[float]) -> dict[str, float]:
+    """Median (the headline figure), mean, min and max of repeated timings, in milliseconds."""
+    ms = [s * 1e3 for s in seconds]
+    return {
+        "median_ms": statistics.median(ms),
+        "mean_ms": statistics.fmean(ms),
+        "min_ms": min(ms),
+        "max_ms": max(ms),
+        "repeats": len(ms),
+    }
+
+
+def time_repeats(
+    fn: Callable[[], Any], warmup: int, repeats: int, device: torch.device
+) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def _cpu_model() -> str:
+    """The CPU's marketing name (``platform.processor()`` is empty on most Linux systems)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _total_memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on; the load average shows whether the machine was shared."""
+    import torchvision
+
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_gib": _total_memory_gib(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1m_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "cuda_available": cuda_available(),
+        "gpu": torch.cuda.get_device_name(0) if cuda_available() else None,
+    }
+    return info

@@ -1,0 +1,69 @@
+"""Where the time goes: torch.profiler tables for the tracker update and the training step.
+
+Run before optimising (``python -m benchmarks.profiling tracker`` or ``training``); the benchmarks
+say how fast, this says why. Operators are sorted by self CPU time (by CUDA time on a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from benchmarks.common import cuda_available, num_threads
+from benchmarks.tracker_latency import make_scene
+from benchmarks.training import TrainStep
+from benchmarks.workloads import WORKLOADS, build_model, build_optimizer, load_config, training_batches
+from qdtrack_pl.tracking import QDTracker
+
+WARMUP_FRAMES = 20
+PROFILED_FRAMES = 50
+
+
+def profile_tracker(num_dets: int, rows: int) -> str:
+    """One thread, ``PROFILED_FRAMES`` updates after a warm-up that fills the memory."""
+    scene = make_scene(num_dets, WARMUP_FRAMES + PROFILED_FRAMES, seed=0)
+    tracker = QDTracker()
+    with num_threads(1):
+        for frame_id, frame in enumerate(scene[:WARMUP_FRAMES]):
+            tracker.update(*frame, frame_id=frame_id)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for frame_id, frame in enumerate(scene[WARMUP_FRAMES:], start=WARMUP_FRAMES):
+                tracker.update(*frame, frame_id=frame_id)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def profile_training(workload_name: str, steps: int, rows: int) -> str:
+    """``steps`` optimiser steps after one warm-up step, on the GPU when there is one."""
+    workload = next(w for w in WORKLOADS if w.name.startswith(workload_name))
+    device = torch.device("cuda" if cuda_available() else "cpu")
+    cfg = load_config(workload)
+    model = build_model(cfg).to(device)
+    step = TrainStep(model, build_optimizer(cfg, model), device)
+    batches = training_batches(cfg, workload, device, steps + 1)
+    step(batches[0])
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for batch in batches[1:]:
+            step(batch)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=sort, row_limit=rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("target", choices=["tracker", "training"])
+    parser.add_argument("--detections", type=int, default=100, help="tracker: detections per frame")
+    parser.add_argument("--workload", default="small", help="training: small | r50")
+    parser.add_argument("--steps", type=int, default=3, help="training: profiled steps")
+    parser.add_argument("--rows", type=int, default=25, help="operators to list")
+    args = parser.parse_args()
+    if args.target == "tracker":
+        print(profile_tracker(args.detections, args.rows))
+    else:
+        print(profile_training(args.workload, args.steps, args.rows))
+
+
+if __name__ == "__main__":
+    main()

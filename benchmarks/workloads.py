@@ -1,0 +1,128 @@
+"""The two configurations every model benchmark runs: the CPU default on synth, and the paper's
+R50-FPN at MOT17 resolution. Models, optimisers and datamodules come from the real Hydra configs
+(``conf/model``, ``conf/data``), so the benchmarks measure what ``make train`` would run.
+"""
+
+from __future__ import annotations
+
+import os
+from itertools import cycle, islice
+from typing import Any, NamedTuple
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch.optim import Optimizer
+
+from benchmarks.common import REPO_ROOT
+from qdtrack_pl.cli.utils import config_dir
+from qdtrack_pl.data.batch import FrameTargets, PairBatch
+from qdtrack_pl.models.qdtrack import QDTrackModel
+
+SEED = 0
+
+
+class Workload(NamedTuple):
+    """A model config at one input size; ``data`` supplies the class count (and, for synth, the
+    real training pairs)."""
+
+    name: str
+    model: str  # conf/model/<model>.yaml
+    data: str  # conf/data/<data>.yaml
+    width: int
+    height: int
+    cpu_batch_size: int | None  # None: the datamodule's configured batch size
+    gpu_batch_size: int | None
+    objects_per_frame: int  # generated ground truth (workloads that do not read synth)
+
+
+SMALL = Workload("small@320x192", "qdtrack_small", "synth", 320, 192, None, None, 0)
+# MOT17 frames resized to 1088x608 hold ~30 annotated pedestrians; the paper trains 2 per GPU, and
+# a CPU takes one pair per step for a few steps.
+R50 = Workload("r50@1088x608", "qdtrack_r50", "mot17", 1088, 608, 1, 2, 30)
+WORKLOADS = (SMALL, R50)
+
+
+def data_dir() -> str:
+    """Same rule as ``conf/paths/default.yaml``: ``$QDTRACK_DATA`` or ``<repo>/data``."""
+    return os.environ.get("QDTRACK_DATA", str(REPO_ROOT / "data"))
+
+
+def load_config(workload: Workload) -> DictConfig:
+    """The ``data`` and ``model`` groups composed by Hydra as a training run would."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(
+            overrides=[
+                f"+data={workload.data}",
+                f"+model={workload.model}",
+                f"+paths.data_dir={data_dir()}",
+                f"+seed={SEED}",
+            ]
+        )
+    if "show_progress" in cfg.data:
+        cfg.data.show_progress = False  # a progress bar would garble the benchmark table
+    return cfg
+
+
+def build_model(cfg: DictConfig) -> QDTrackModel:
+    torch.manual_seed(SEED)
+    return instantiate(cfg.model.model)
+
+
+def build_optimizer(cfg: DictConfig, model: QDTrackModel) -> Optimizer:
+    """The config's optimiser over the trainable parameters (as ``QDTrackModule`` builds it)."""
+    factory = instantiate(cfg.model.optimizer)
+    return factory([p for p in model.parameters() if p.requires_grad])
+
+
+def synth_datamodule(cfg: DictConfig, **overrides: Any) -> Any:
+    """The configured ``SynthDataModule`` (generating the dataset on first use), set up for fit."""
+    datamodule = instantiate(cfg.data, **overrides)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
+
+
+def batch_size(cfg: DictConfig, workload: Workload, device: torch.device) -> int:
+    size = workload.gpu_batch_size if device.type == "cuda" else workload.cpu_batch_size
+    return int(cfg.data.batch_size) if size is None else size
+
+
+def generated_pair_batch(
+    workload: Workload, size: int, num_classes: int, gen: torch.Generator
+) -> PairBatch:
+    """Random images with pedestrian-shaped boxes; the reference frame moves every box a little."""
+    n, w, h = workload.objects_per_frame, workload.width, workload.height
+    key_targets, ref_targets = [], []
+    for _ in range(size):
+        box_w = 15 + 60 * torch.rand(n, generator=gen)
+        box_h = box_w * (2 + torch.rand(n, generator=gen))
+        x1 = torch.rand(n, generator=gen) * (w - box_w)
+        y1 = torch.rand(n, generator=gen) * (h - box_h).clamp(min=0)
+        boxes = torch.stack([x1, y1, x1 + box_w, (y1 + box_h).clamp(max=h)], dim=1)
+        classes = torch.randint(num_classes, (n,), generator=gen)
+        ids = torch.arange(n)
+        shift = (3 * torch.randn(n, 2, generator=gen)).repeat(1, 2)
+        moved = (boxes + shift).clamp(min=0).minimum(torch.tensor([w, h, w, h]))
+        key_targets.append(FrameTargets(boxes, classes, ids))
+        ref_targets.append(FrameTargets(moved, classes, ids))
+    images = torch.rand(2, size, 3, h, w, generator=gen)
+    return PairBatch(images[0], images[1], key_targets, ref_targets)
+
+
+def training_batches(
+    cfg: DictConfig, workload: Workload, device: torch.device, count: int
+) -> list[PairBatch]:
+    """``count`` batches on ``device``: real synth pairs (cycled) or generated MOT17-sized pairs."""
+    size = batch_size(cfg, workload, device)
+    if workload.data == "synth":
+        loader = synth_datamodule(cfg, batch_size=size, num_workers=0).train_dataloader()
+        batches = list(islice(cycle(islice(loader, count)), count))
+    else:
+        gen = torch.Generator().manual_seed(SEED)
+        num_classes = int(cfg.model.model.detector.num_classes)
+        batches = [generated_pair_batch(workload, size, num_classes, gen) for _ in range(count)]
+    return [b.to(device) for b in batches]

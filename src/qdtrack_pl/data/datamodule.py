@@ -1,0 +1,172 @@
+"""The Lightning data module all datasets share: loaders, augmentation, evaluation ground truth.
+
+A dataset subclasses :class:`VideoDataModule` and implements :meth:`~VideoDataModule.build_index`
+(one split into a :class:`VideoIndex`) and :attr:`~VideoDataModule.class_names`; everything else,
+training pairs, video-ordered evaluation loaders and seeding, lives here.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+
+from qdtrack_pl.data.pairs import (
+    PairDataset,
+    SequenceDataset,
+    VideoSequenceSampler,
+    collate_frames,
+    collate_pairs,
+)
+from qdtrack_pl.data.transforms import FrameTransform, PhotometricJitter
+from qdtrack_pl.data.video_index import VideoIndex
+
+# Which split each Lightning stage reads for evaluation.
+EVAL_SPLIT_OF_STAGE = {
+    "fit": "val",
+    "validate": "val",
+    "val": "val",
+    "test": "test",
+    "predict": "test",
+}
+
+
+class VideoDataModule(pl.LightningDataModule, ABC):
+    """Training pairs from the "train" split, whole videos in order for "val" and "test".
+
+    Args:
+        batch_size: pairs per training batch.
+        eval_batch_size: frames per evaluation batch (frames stay in video order).
+        num_workers: DataLoader worker processes (0 = load in the main process).
+        pin_memory: pin batches for faster host-to-GPU copies.
+        persistent_workers: keep workers alive between epochs (only when ``num_workers > 0``).
+        scope: reference frames are drawn within +-scope frames of the key (spec §4.3).
+        skip_nomatch: draw references only among frames sharing an identity with the key.
+        image_size: keep-ratio resize bounds (long side, short side), training and inference.
+        scale_range: training resize jitter, multiplies the keep-ratio factor; (1, 1) = off.
+        flip_prob: training horizontal-flip probability (shared by key and reference).
+        photometric: ``PhotometricJitter`` arguments for training, or None for no colour jitter.
+        pad_divisor: batches are zero-padded to a multiple of this (spec §4.4 ``SeqPad``).
+        seed: seeds the training shuffle and, through it, every worker's random stream.
+    """
+
+    def __init__(
+        self,
+        *,
+        batch_size: int = 2,
+        eval_batch_size: int = 1,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = True,
+        scope: int = 3,
+        skip_nomatch: bool = True,
+        image_size: tuple[int, int] = (320, 192),
+        scale_range: tuple[float, float] = (1.0, 1.0),
+        flip_prob: float = 0.5,
+        photometric: Mapping[str, Any] | None = None,
+        pad_divisor: int = 32,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.scope = scope
+        self.skip_nomatch = skip_nomatch
+        self.pad_divisor = pad_divisor
+        self.seed = seed
+        size = (int(image_size[0]), int(image_size[1]))
+        jitter = None if photometric is None else PhotometricJitter(**_tuples(photometric))
+        self.train_transform = FrameTransform(
+            image_size=size,
+            scale_range=(float(scale_range[0]), float(scale_range[1])),
+            flip_prob=flip_prob,
+            photometric=jitter,
+        )
+        self.eval_transform = FrameTransform(image_size=size)
+        self._indices: dict[str, VideoIndex] = {}
+
+    @property
+    @abstractmethod
+    def class_names(self) -> tuple[str, ...]:
+        """The class vocabulary, in the order of the 0-based class ids."""
+
+    @abstractmethod
+    def build_index(self, split: str) -> VideoIndex:
+        """Read split ``"train"``, ``"val"`` or ``"test"`` from disk."""
+
+    def index(self, split: str) -> VideoIndex:
+        """The split's index, built once per process."""
+        if split not in self._indices:
+            self._indices[split] = self.build_index(split)
+        return self._indices[split]
+
+    def eval_index(self, stage: str = "val") -> VideoIndex:
+        """The ground truth that tracking results of ``stage`` are scored against."""
+        if stage not in EVAL_SPLIT_OF_STAGE:
+            raise ValueError(
+                f"unknown stage {stage!r}; expected one of {list(EVAL_SPLIT_OF_STAGE)}"
+            )
+        return self.index(EVAL_SPLIT_OF_STAGE[stage])
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the splits ``stage`` needs (all three reads are cached)."""
+        if stage in (None, "fit"):
+            self.index("train")
+        self.eval_index(stage or "fit")
+
+    def _loader_kwargs(self) -> dict[str, Any]:
+        return {
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.persistent_workers,
+        }
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = PairDataset(
+            self.index("train"), self.train_transform, self.scope, self.skip_nomatch
+        )
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=RandomSampler(dataset, generator=generator),
+            generator=generator,
+            collate_fn=partial(collate_pairs, pad_divisor=self.pad_divisor),
+            **self._loader_kwargs(),
+        )
+
+    def frame_dataloader(self, stage: str) -> DataLoader:
+        """Frames of the ``stage`` split, whole videos in order (per rank under DDP)."""
+        dataset = SequenceDataset(self.eval_index(stage), self.eval_transform)
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            sampler=VideoSequenceSampler(dataset.video_lengths()),
+            collate_fn=partial(collate_frames, pad_divisor=self.pad_divisor),
+            **self._loader_kwargs(),
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self.frame_dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.frame_dataloader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.frame_dataloader("predict")
+
+
+def _tuples(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Config lists (Hydra hands over lists) as tuples, so frozen dataclasses stay hashable."""
+    return {
+        k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
+        for k, v in dict(values).items()
+    }

@@ -1,0 +1,59 @@
+"""``data=synth``: the generated dataset behind the CPU defaults, tests and tutorials."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from qdtrack_pl.data.datamodule import VideoDataModule
+from qdtrack_pl.data.mot import read_mot_split, synth_class_rule
+from qdtrack_pl.data.synth import SynthConfig, ensure_synth_dataset
+from qdtrack_pl.data.video_index import VideoIndex
+
+# The generator writes train and val; "test" re-reads val (there is nothing to hold out from).
+FOLDER_OF_SPLIT = {"train": "train", "val": "val", "test": "val"}
+
+
+class SynthDataModule(VideoDataModule):
+    """Generates the synthetic dataset below ``root`` on first use and reads it as MOTChallenge.
+
+    Args:
+        root: cache folder; each generator config gets its own ``synth-<hash>`` subfolder.
+        synth: :class:`SynthConfig` or its fields as a mapping (None = defaults).
+        show_progress: draw a progress bar while generating.
+        **kwargs: loader and augmentation arguments of :class:`VideoDataModule`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        synth: SynthConfig | Mapping[str, Any] | None = None,
+        show_progress: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.root = Path(root)
+        self.synth = SynthConfig.from_mapping(synth)
+        self.show_progress = show_progress
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.synth.classes
+
+    def dataset_dir(self) -> Path:
+        """The generated dataset's folder (generating it if it is not cached yet)."""
+        return ensure_synth_dataset(self.root, self.synth, self.show_progress)
+
+    def prepare_data(self) -> None:
+        self.dataset_dir()
+
+    def build_index(self, split: str) -> VideoIndex:
+        if split not in FOLDER_OF_SPLIT:
+            raise ValueError(f"unknown split {split!r}; expected one of {list(FOLDER_OF_SPLIT)}")
+        return read_mot_split(
+            self.dataset_dir() / FOLDER_OF_SPLIT[split],
+            synth_class_rule(len(self.class_names)),
+            self.class_names,
+            name=f"synth_{split}",
+        )
