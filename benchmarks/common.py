@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SKIPPED_NO_CUDA = {"skipped": "no CUDA device"}
@@ -90,34 +91,23 @@ def time_repeats(
 
 
 def _cpu_model() -> str:
-    """The CPU's marketing name (``platform.processor()`` is empty on most Linux systems)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _total_memory_gib() -> float | None:
-    try:
-        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError):
-        return None
+    """The CPU's marketing name (``platform.processor()`` is empty on most Linux systems; ARM
+    kernels list no model name)."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
 
 
 def machine_info() -> dict[str, Any]:
     """What the figures were measured on; the load average shows whether the machine was shared."""
-    import torchvision
-
-    info: dict[str, Any] = {
+    return {
         "cpu": _cpu_model(),
         "logical_cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "memory_gib": _total_memory_gib(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "torch_threads": torch.get_num_threads(),
-        "load_average_1m_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "load_average_1m_at_start": os.getloadavg()[0],  # above the core count: shared machine
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -125,4 +115,3 @@ def machine_info() -> dict[str, Any]:
         "cuda_available": cuda_available(),
         "gpu": torch.cuda.get_device_name(0) if cuda_available() else None,
     }
-    return info

@@ -4,7 +4,7 @@ A frame passes three stages, each under its own timer: detection (backbone + FPN
 NMS), embedding (the embedding head on the final boxes) and tracking (``QDTracker.update``). The
 first two are the steps of ``QDTrackModel.predict``, called one by one; the first frame checks that
 together they still give exactly what ``predict`` gives. The models are randomly initialised, so
-detection counts follow the configs' caps (``box_detections_per_img``), a worst case for the tracker.
+detection counts follow the configs' caps (``box_detections_per_img``): a worst case for tracking.
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ import torch
 from torch import Tensor
 
 from benchmarks.common import SKIPPED_NO_CUDA, Stopwatch, cuda_available, synchronize
-from benchmarks.workloads import SEED, WORKLOADS, Workload, build_model, load_config, synth_datamodule
+from benchmarks.workloads import (
+    SEED,
+    WORKLOADS,
+    Workload,
+    build_model,
+    load_config,
+    synth_datamodule,
+)
 from qdtrack_pl.models.qdtrack import Detections, QDTrackModel
 from qdtrack_pl.tracking import QDTracker
 
@@ -30,8 +37,8 @@ class Params(NamedTuple):
 PARAMS = {  # keyed by (workload, device type, quick)
     ("small@320x192", "cpu", True): Params(1, 10),
     ("small@320x192", "cpu", False): Params(2, 60),
-    ("r50@1088x608", "cpu", True): Params(1, 2),
-    ("r50@1088x608", "cpu", False): Params(1, 5),
+    ("r50@1088x608", "cpu", True): Params(0, 1),
+    ("r50@1088x608", "cpu", False): Params(1, 3),
     ("small@320x192", "cuda", True): Params(3, 20),
     ("small@320x192", "cuda", False): Params(5, 100),
     ("r50@1088x608", "cuda", True): Params(3, 20),
@@ -44,7 +51,7 @@ def frames_of(workload: Workload, count: int) -> list[Tensor]:
     if workload.data == "synth":
         datamodule = synth_datamodule(load_config(workload), eval_batch_size=1, num_workers=0)
         loader = datamodule.val_dataloader()
-        return [batch.images for batch, _ in zip(loader, range(count))]
+        return [batch.images for _, batch in zip(range(count), loader, strict=False)]
     gen = torch.Generator().manual_seed(SEED)
     return [torch.rand(1, 3, workload.height, workload.width, generator=gen) for _ in range(count)]
 
@@ -58,17 +65,24 @@ def detect_and_embed(model: QDTrackModel, images: Tensor, watch: Stopwatch) -> l
         boxes = [d.boxes for d in detections]
         embeddings = model.embed_head(features, boxes, image_list.image_sizes)
     per_image = embeddings.split([len(b) for b in boxes])
-    return [Detections(d.boxes, d.scores, d.class_ids, e) for d, e in zip(detections, per_image)]
+    return [
+        Detections(d.boxes, d.scores, d.class_ids, e)
+        for d, e in zip(detections, per_image, strict=True)
+    ]
 
 
 def _check_against_predict(model: QDTrackModel, images: Tensor, staged: list[Detections]) -> None:
+    """Same detections as ``predict`` (up to GPU kernels' run-to-run rounding)."""
     expected = model.predict(images)
     for got, want in zip(staged, expected, strict=True):
-        if not all(torch.equal(a, b) for a, b in zip(got, want)):
-            raise AssertionError("the staged inference no longer matches QDTrackModel.predict")
+        for a, b in zip(got, want, strict=True):
+            if a.shape != b.shape or not torch.allclose(a.float(), b.float(), atol=1e-4):
+                raise AssertionError("the staged inference no longer matches QDTrackModel.predict")
 
 
-def measure(model: QDTrackModel, frames: list[Tensor], params: Params, device: torch.device) -> dict:
+def measure(
+    model: QDTrackModel, frames: list[Tensor], params: Params, device: torch.device
+) -> dict:
     """Frames per second over ``params.frames`` frames after the warm-up, with stage shares."""
     model = model.to(device).eval()
     tracker = QDTracker()
@@ -102,7 +116,12 @@ def measure(model: QDTrackModel, frames: list[Tensor], params: Params, device: t
 
 def run(quick: bool) -> dict[str, Any]:
     """Both workloads on CPU (all threads) and, when present, on the GPU."""
-    result: dict[str, Any] = {"batch_size": 1, "cpu_threads": torch.get_num_threads(), "workloads": {}}
+    result: dict[str, Any] = {
+        "batch_size": 1,
+        "precision": "fp32",
+        "cpu_threads": torch.get_num_threads(),
+        "workloads": {},
+    }
     for workload in WORKLOADS:
         model = build_model(load_config(workload))
         entry: dict[str, Any] = {"model_config": workload.model}
@@ -112,7 +131,8 @@ def run(quick: bool) -> dict[str, Any]:
                 continue
             params = PARAMS[(workload.name, device_type, quick)]
             frames = frames_of(workload, params.warmup + params.frames)
-            key = "cpu_fp32" if device_type == "cpu" else "gpu_fp32"
-            entry[key] = measure(model, frames, params, torch.device(device_type))
+            entry["cpu" if device_type == "cpu" else "gpu"] = measure(
+                model, frames, params, torch.device(device_type)
+            )
         result["workloads"][workload.name] = entry
     return result

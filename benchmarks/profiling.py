@@ -14,7 +14,13 @@ from torch.profiler import ProfilerActivity, profile
 from benchmarks.common import cuda_available, num_threads
 from benchmarks.tracker_latency import make_scene
 from benchmarks.training import TrainStep
-from benchmarks.workloads import WORKLOADS, build_model, build_optimizer, load_config, training_batches
+from benchmarks.workloads import (
+    WORKLOADS,
+    build_model,
+    build_optimizer,
+    load_config,
+    training_batches,
+)
 from qdtrack_pl.tracking import QDTracker
 
 WARMUP_FRAMES = 20

@@ -92,7 +92,11 @@ class ReferenceQDTracker:
         valids = torch.ones(boxes.shape[0], dtype=torch.bool)
         ious = _bbox_overlaps(boxes, boxes)
         for i in range(1, boxes.shape[0]):
-            thr = self.nms_backdrop_iou_thr if scores[i] < self.obj_score_thr else self.nms_class_iou_thr
+            thr = (
+                self.nms_backdrop_iou_thr
+                if scores[i] < self.obj_score_thr
+                else self.nms_class_iou_thr
+            )
             if (ious[i, :i] > thr).any():
                 valids[i] = False
         inds, boxes, scores = inds[valids], boxes[valids], scores[valids]
@@ -107,7 +111,9 @@ class ReferenceQDTracker:
             elif self.match_metric == "softmax":
                 sims = torch.mm(embeds, memo_embeds.t()).softmax(dim=1)
             else:
-                sims = torch.mm(F.normalize(embeds, p=2, dim=1), F.normalize(memo_embeds, p=2, dim=1).t())
+                sims = torch.mm(
+                    F.normalize(embeds, p=2, dim=1), F.normalize(memo_embeds, p=2, dim=1).t()
+                )
             if self.with_cats:
                 sims = sims * (labels.view(-1, 1) == memo_labels.view(1, -1)).float()
             sims = sims.clone()
@@ -128,12 +134,16 @@ class ReferenceQDTracker:
 
         self._update_memo(ids, boxes, scores, embeds, labels, frame_id)
         out = [i for i in range(boxes.shape[0]) if ids[i] >= 0]
-        return TrackerOutput(
-            track_ids=ids[out], det_indices=inds[out], scores=scores[out]
-        )
+        return TrackerOutput(track_ids=ids[out], det_indices=inds[out], scores=scores[out])
 
     def _update_memo(
-        self, ids: Tensor, boxes: Tensor, scores: Tensor, embeds: Tensor, labels: Tensor, frame_id: int
+        self,
+        ids: Tensor,
+        boxes: Tensor,
+        scores: Tensor,
+        embeds: Tensor,
+        labels: Tensor,
+        frame_id: int,
     ) -> None:
         for i in range(boxes.shape[0]):
             track_id = int(ids[i])
@@ -150,7 +160,11 @@ class ReferenceQDTracker:
                 tracklet["last_frame"] = frame_id
             else:
                 self.tracklets[track_id] = dict(
-                    bbox=boxes[i], score=scores[i], embed=embeds[i], label=labels[i], last_frame=frame_id
+                    bbox=boxes[i],
+                    score=scores[i],
+                    embed=embeds[i],
+                    label=labels[i],
+                    last_frame=frame_id,
                 )
 
         ious = _bbox_overlaps(boxes, boxes)
@@ -167,7 +181,9 @@ class ReferenceQDTracker:
             ),
         )
         for track_id in [
-            k for k, v in self.tracklets.items() if frame_id - v["last_frame"] >= self.memo_tracklet_frames
+            k
+            for k, v in self.tracklets.items()
+            if frame_id - v["last_frame"] >= self.memo_tracklet_frames
         ]:
             self.tracklets.pop(track_id)
         if len(self.backdrops) > self.memo_backdrop_frames:

@@ -65,7 +65,9 @@ class _Objects:
     def respawn(self, rows: Tensor) -> None:
         """Give ``rows`` a new identity: direction, norm, class, place and speed."""
         n = rows.numel()
-        direction = torch.nn.functional.normalize(torch.randn(n, EMBED_DIM, generator=self.gen), dim=1)
+        direction = torch.nn.functional.normalize(
+            torch.randn(n, EMBED_DIM, generator=self.gen), dim=1
+        )
         self.embeds[rows] = direction * (5 + 5 * torch.rand(n, 1, generator=self.gen))
         width = 20 + 80 * torch.rand(n, generator=self.gen)
         height = width * (1.5 + 1.5 * torch.rand(n, generator=self.gen))
@@ -101,7 +103,9 @@ def make_scene(num_dets: int, num_frames: int, seed: int) -> list[FrameDets]:
         num_clutter = num_dets - seen.numel() - num_dup
 
         obj_scores = 0.55 + 0.45 * torch.rand(seen.numel(), generator=gen)
-        dup_scores = obj_scores[torch.searchsorted(seen, dup_of)] * torch.rand(num_dup, generator=gen)
+        dup_scores = obj_scores[torch.searchsorted(seen, dup_of)] * torch.rand(
+            num_dup, generator=gen
+        )
         clutter = _Objects(num_clutter, gen)
         boxes = torch.cat(
             [
@@ -111,8 +115,12 @@ def make_scene(num_dets: int, num_frames: int, seed: int) -> list[FrameDets]:
             ]
         )
         scores = torch.cat([obj_scores, dup_scores, 0.45 * torch.rand(num_clutter, generator=gen)])
-        class_ids = torch.cat([objects.class_ids[seen], objects.class_ids[dup_of], clutter.class_ids])
-        embeds = _noisy(torch.cat([objects.embeds[seen], objects.embeds[dup_of], clutter.embeds]), gen)
+        class_ids = torch.cat(
+            [objects.class_ids[seen], objects.class_ids[dup_of], clutter.class_ids]
+        )
+        embeds = _noisy(
+            torch.cat([objects.embeds[seen], objects.embeds[dup_of], clutter.embeds]), gen
+        )
         shuffle = torch.randperm(num_dets, generator=gen)
         frames.append(
             FrameDets(boxes[shuffle], scores[shuffle], class_ids[shuffle], embeds[shuffle])
@@ -121,9 +129,7 @@ def make_scene(num_dets: int, num_frames: int, seed: int) -> list[FrameDets]:
 
 
 def _same(ours: TrackerOutput, reference: TrackerOutput) -> bool:
-    return torch.equal(ours.track_ids, reference.track_ids) and torch.equal(
-        ours.det_indices, reference.det_indices
-    )
+    return all(torch.equal(a, b) for a, b in zip(ours, reference, strict=True))
 
 
 def _timed_update(tracker: Any, frame: FrameDets, frame_id: int) -> tuple[TrackerOutput, float]:

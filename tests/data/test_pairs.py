@@ -73,8 +73,8 @@ def test_refs_stay_in_scope_and_share_an_identity(small_synth: GeneratedSynth) -
             v, key, ref = dataset.sample_ref(item, rng)
             frames = index.videos[v].frames
             assert 0 < abs(ref - key) <= scope
-            key_ids = set(dataset._target_ids(v, key).tolist())
-            assert key_ids & set(dataset._target_ids(v, ref).tolist())
+            key_ids = set(dataset.target_ids(v, key).tolist())
+            assert key_ids & set(dataset.target_ids(v, ref).tolist())
             assert (~frames[key].annotations.ignore).any()
 
 
@@ -169,6 +169,12 @@ def test_key_without_a_match_in_scope_pairs_with_itself(tmp_path: Path) -> None:
     assert pair.ref_image is pair.key_image and pair.ref_targets.track_ids.tolist() == [2]
     assert dataset.ref_candidates(0, 2) == []  # frame 2 holds id 1, its neighbour frame 1 does not
     assert _dataset(video, scope=2).ref_candidates(0, 2) == [0]
+
+
+def test_instances_without_identity_never_match(tmp_path: Path) -> None:
+    video = _hand_made_video(tmp_path, [[(-1, False)], [(-1, False), (4, False)], [(4, False)]])
+    dataset = _dataset(video, scope=1)
+    assert dataset.ref_candidates(0, 0) == [] and dataset.ref_candidates(0, 1) == [2]
 
 
 def test_without_skip_nomatch_every_frame_in_scope_is_a_candidate(tmp_path: Path) -> None:

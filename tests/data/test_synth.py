@@ -341,7 +341,7 @@ def test_default_split_objects_enter_and_leave_the_image(default_synth: Generate
             first, last = min(frames), max(frames)
             entering += first > 0 and not _unclipped(frames[first][0], cfg)
             leaving += last < len(video) - 1 and not _unclipped(frames[last][0], cfg)
-    assert entering >= 5 and leaving >= 5
+    assert entering >= 4 and leaving >= 4
 
 
 def test_small_fixture_matches_its_config(small_synth: GeneratedSynth) -> None:

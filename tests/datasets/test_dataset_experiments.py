@@ -1,4 +1,4 @@
-"""conf/experiment/<dataset>.yaml compose with the real train config and carry the spec's schedule."""
+"""conf/experiment/<dataset>.yaml compose with the train config and carry the spec's schedule."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-# experiment -> (data module, tracker preset, epochs, lr, lr steps, warm-up iters, grad clip, metric)
+# experiment -> (data module, tracker, epochs, lr, lr steps, warm-up iters, grad clip, metric)
 SCHEDULES = {
     "mot17": ("MOT17DataModule", "mot17", 4, 0.02, [3], 0, 35, "val/HOTA"),
     "mot17_crowdhuman": ("MOT17DataModule", "mot17", 4, 0.02, [3], 0, 35, "val/HOTA"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from fixtures.scripted_tracks import EMBED_DIM, appearance, box, frame, ids_by_appearance
 
+from fixtures.scripted_tracks import EMBED_DIM, appearance, box, frame, ids_by_appearance
 from qdtrack_pl.tracking import QDTracker, TrackerOutput
 
 
@@ -33,10 +33,19 @@ def test_positions_swapped_abruptly_follow_appearance() -> None:
 
 def test_occluded_object_comes_back_with_its_id_and_is_not_output_while_hidden() -> None:
     tracker = QDTracker()
-    assert run(tracker, [(box(0, 0), 0.9, 0, 0)], 0) == {0: 0}
-    for t in range(1, 6):  # hidden: nothing output, a newcomer gets the next id
-        assert run(tracker, [(box(100, 0), 0.9, 0, 1)], t) == {1: 1}
-    assert run(tracker, [(box(5, 0), 0.9, 0, 0), (box(100, 0), 0.9, 0, 1)], 6) == {0: 0, 1: 1}
+    others = [(box(200, 0), 0.9, 0, 2), (box(300, 0), 0.9, 0, 3)]  # keep the softmaxes informative
+    assert run(tracker, [(box(0, 0), 0.9, 0, 0), *others], 0) == {0: 0, 2: 1, 3: 2}
+    for t in range(1, 6):  # A hidden: not output; a newcomer B gets the next id
+        assert run(tracker, [(box(100, 0), 0.9, 0, 1), *others], t) == {1: 3, 2: 1, 3: 2}
+    back = [(box(5, 0), 0.9, 0, 0), (box(100, 0), 0.9, 0, 1), *others]
+    assert run(tracker, back, 6) == {0: 0, 1: 3, 2: 1, 3: 2}
+
+
+def test_single_track_single_detection_always_matches() -> None:
+    # bi-softmax over one row and one column is 1 whatever the embeddings (faithful to QDTrack)
+    tracker = QDTracker()
+    run(tracker, [(box(0, 0), 0.9, 0, 0)], 0)
+    assert run(tracker, [(box(100, 0), 0.9, 0, 1)], 1) == {1: 0}
 
 
 @pytest.mark.parametrize(("gap", "same_id"), [(10, True), (11, False)])
@@ -54,7 +63,7 @@ def test_track_dies_after_exactly_memo_tracklet_frames(gap: int, same_id: bool) 
 def test_unmatched_low_score_detection_becomes_a_backdrop() -> None:
     tracker = QDTracker()
     run(tracker, [(box(0, 0), 0.9, 0, 0)], 0)
-    # a low-score box beside A (IoU 1/3 with A's neighbour? no: disjoint) with a new appearance
+    # a low-score box away from A with a new appearance: unmatched, not suppressed
     out = run(tracker, [(box(0, 0), 0.9, 0, 0), (box(50, 0), 0.4, 0, 3)], 1)
     assert out == {0: 0}
     (entry,) = tracker.memory.backdrops
@@ -150,7 +159,11 @@ def test_empty_frames_and_empty_memory() -> None:
         ("scores", torch.zeros(3), r"scores must have shape \(2,\)"),
         ("class_ids", torch.zeros(2), "class_ids must be int64"),
         ("embeddings", torch.zeros(2), r"embeddings must have shape \(2, D\)"),
-        ("embeddings", torch.zeros(2, EMBED_DIM, dtype=torch.long), "embeddings must be a floating"),
+        (
+            "embeddings",
+            torch.zeros(2, EMBED_DIM, dtype=torch.long),
+            "embeddings must be a floating",
+        ),
     ],
 )
 def test_inputs_are_validated(field: str, value: torch.Tensor, message: str) -> None:

@@ -53,9 +53,13 @@ class FrameBatch(NamedTuple):
     scale_factors: Tensor  # (B,) float32
 
     def to(self, device: torch.device | str) -> FrameBatch:
-        return self._replace(
-            images=self.images.to(device, non_blocking=True),
-            scale_factors=self.scale_factors.to(device, non_blocking=True),
+        # Not ``_replace``: NamedTuple._make checks the field count with ``len``, which __len__
+        # below redefines as the batch size.
+        return FrameBatch(
+            self.images.to(device, non_blocking=True),
+            self.video_names,
+            self.frame_indices,
+            self.scale_factors.to(device, non_blocking=True),
         )
 
     def __len__(self) -> int:

@@ -102,6 +102,23 @@ class VideoDataModule(pl.LightningDataModule, ABC):
     def build_index(self, split: str) -> VideoIndex:
         """Read split ``"train"``, ``"val"`` or ``"test"`` from disk."""
 
+    def check_vocabulary(
+        self, num_classes: int | None = None, class_names: Sequence[str] | None = None
+    ) -> None:
+        """Fail at start-up when config values the model interpolates (``num_classes``,
+        ``class_names``) disagree with the dataset, instead of training a head of the wrong size."""
+        actual = self.class_names
+        if num_classes is not None and num_classes != len(actual):
+            raise ValueError(
+                f"{type(self).__name__}: num_classes={num_classes} but the dataset has "
+                f"{len(actual)} classes {list(actual)}"
+            )
+        if class_names is not None and tuple(class_names) != actual:
+            raise ValueError(
+                f"{type(self).__name__}: class_names {list(class_names)} differ from the "
+                f"dataset's {list(actual)} (the order is the class-id order)"
+            )
+
     def index(self, split: str) -> VideoIndex:
         """The split's index, built once per process."""
         if split not in self._indices:

@@ -2,8 +2,7 @@
 dataset's own splits and reads them with its native-format reader.
 
 The ``num_classes`` / ``class_names`` config values (which the model config interpolates) are
-checked against the reader's vocabulary, so a config that disagrees with the data fails at start-up
-instead of training a head of the wrong size.
+checked against the reader's vocabulary (``VideoDataModule.check_vocabulary``) at construction.
 """
 
 from __future__ import annotations
@@ -62,20 +61,7 @@ class _DatasetModule(VideoDataModule):
         unknown = set(self.splits) - set(STAGE_SPLITS)
         if unknown:
             raise ValueError(f"splits keys must be among {STAGE_SPLITS}, got {sorted(unknown)}")
-        self._check_vocabulary(num_classes, class_names)
-
-    def _check_vocabulary(self, num_classes: int | None, class_names: Sequence[str] | None) -> None:
-        actual = self.class_names
-        if num_classes is not None and num_classes != len(actual):
-            raise ValueError(
-                f"{type(self).__name__}: num_classes={num_classes} but the dataset has "
-                f"{len(actual)} classes {list(actual)[:10]}"
-            )
-        if class_names is not None and tuple(class_names) != actual:
-            raise ValueError(
-                f"{type(self).__name__}: class_names {list(class_names)} differ from the "
-                f"dataset's {list(actual)} (the order is the class-id order)"
-            )
+        self.check_vocabulary(num_classes, class_names)
 
     def dataset_split(self, split: str) -> str:
         if split not in self.splits:

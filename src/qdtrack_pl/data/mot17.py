@@ -11,15 +11,26 @@ Three things set MOT17 apart from a plain MOTChallenge folder (reference spec 4.
 - Pedestrians (class 1) are targets; the distractor classes 2, 7, 8, 12 and conf-0 pedestrian rows
   are kept as ignore regions (the official evaluation's rules); other classes are dropped. This is
   :func:`qdtrack_pl.data.mot.mot17_class_rule`.
+
+For the official scoring (TrackEval's ``MotChallenge2DBox``, which tells distractors from conf-0
+rows) :func:`write_official_gt` writes each sequence's raw gt rows of a split, like upstream's
+``gt_half-val.txt``: original frame numbers and every class, next to the original ``seqinfo.ini``.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 from qdtrack_pl.data.dataset_root import DatasetNotFoundError, require_path
-from qdtrack_pl.data.mot import list_mot_sequences, mot17_class_rule, read_mot_sequence
+from qdtrack_pl.data.mot import (
+    list_mot_sequences,
+    mot17_class_rule,
+    read_gt_rows,
+    read_mot_sequence,
+    read_seqinfo,
+)
 from qdtrack_pl.data.video_index import Video, VideoIndex
 
 DOWNLOAD_URL = "https://motchallenge.net/data/MOT17/"
@@ -83,3 +94,38 @@ def read_mot17(root: Path, split: str, *, detector: str | None = "FRCNN") -> Vid
         name=f"mot17_{split}",
         metadata={"detector": detector},
     )
+
+
+def write_official_gt(
+    root: Path, split: str, out_dir: Path, *, detector: str | None = "FRCNN"
+) -> list[str]:
+    """``<out_dir>/<seq>/{seqinfo.ini, gt/gt.txt}`` holding the raw gt lines of ``split``'s frames
+    (``train`` / ``half-train`` / ``half-val``), for ``evaluate_mot_challenge``; returns the
+    sequence names. Results must then use the MOT frame numbers (``Frame.source_frame_id``)."""
+    if split not in ("train", *HALF_SPLITS):
+        raise ValueError(f"official gt exists for train, half-train, half-val; got {split!r}")
+    split_dir = require_path(
+        Path(root) / "train",
+        dataset="MOT17",
+        what="the train/ folder of sequences",
+        download_url=DOWNLOAD_URL,
+    )
+    names = []
+    for seq_dir in sequence_dirs(split_dir, detector):
+        info = read_seqinfo(seq_dir / "seqinfo.ini")
+        cut = split_frame(info.seq_length)
+        first, last = {
+            "train": (1, info.seq_length),
+            "half-train": (1, cut),
+            "half-val": (cut + 1, info.seq_length),
+        }[split]
+        gt_path = seq_dir / "gt" / "gt.txt"
+        rows = read_gt_rows(gt_path)  # validates every line before copying
+        keep = set(rows.line_numbers[(rows.values[:, 0] >= first) & (rows.values[:, 0] <= last)])
+        lines = gt_path.read_text().splitlines()
+        out = Path(out_dir) / seq_dir.name
+        (out / "gt").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(seq_dir / "seqinfo.ini", out / "seqinfo.ini")
+        (out / "gt" / "gt.txt").write_text("".join(f"{lines[n - 1]}\n" for n in sorted(keep)))
+        names.append(seq_dir.name)
+    return names

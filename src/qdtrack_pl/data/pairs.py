@@ -81,20 +81,22 @@ class PairDataset(Dataset[PairItem]):
     def __len__(self) -> int:
         return len(self.keys)
 
-    def _target_ids(self, video_idx: int, frame_idx: int) -> np.ndarray:
+    def target_ids(self, video_idx: int, frame_idx: int) -> np.ndarray:
+        """Track ids of the frame's training targets."""
         ann = self.index.videos[video_idx].frames[frame_idx].annotations
         return ann.track_ids[self.targets[video_idx][frame_idx]]
 
     def ref_candidates(self, video_idx: int, key_idx: int) -> list[int]:
         """Frames a reference may come from: in scope, annotated, not the key, and (with
-        ``skip_nomatch``) sharing a target identity with the key."""
+        ``skip_nomatch``) sharing a target identity (id >= 0) with the key."""
         video = self.index.videos[video_idx]
         lo, hi = max(0, key_idx - self.scope), min(len(video) - 1, key_idx + self.scope)
         frames = [t for t in range(lo, hi + 1) if t != key_idx and video.frames[t].annotated]
         if not self.skip_nomatch:
             return frames
-        key_ids = self._target_ids(video_idx, key_idx)
-        return [t for t in frames if np.isin(key_ids, self._target_ids(video_idx, t)).any()]
+        key_ids = self.target_ids(video_idx, key_idx)
+        key_ids = key_ids[key_ids >= 0]  # -1 = no identity, never a match
+        return [t for t in frames if np.isin(key_ids, self.target_ids(video_idx, t)).any()]
 
     def sample_ref(self, item: int, rng: np.random.Generator) -> tuple[int, int, int]:
         """``(video index, key frame, reference frame)`` of pair ``item``."""

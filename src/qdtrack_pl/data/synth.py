@@ -41,7 +41,7 @@ from rich.progress import Progress
 from qdtrack_pl.data.mot import write_mot_sequence
 from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video
 
-GENERATOR_VERSION = 1  # part of the cache key: bump when the drawing code changes
+GENERATOR_VERSION = 2  # part of the cache key: bump when the drawing code changes
 SPLITS = ("train", "val")
 IMAGE_DIR = "img1"
 IMAGE_EXT = ".jpg"
@@ -54,6 +54,16 @@ PATTERNS = ("stripes", "checker", "rings", "blobs")
 PALETTE_SIZE = 3
 BLOBS_PER_OBJECT = (2, 5)
 OUTLINE_DARKEN = 0.5  # box edges and car wheels are this much darker than the palette
+BLOB_CENTRE_RANGE = (0.2, 0.8)  # blob centres, as a fraction of the object's width / height
+BLOB_RADIUS_RANGE = (0.1, 0.3)  # blob radii, as a fraction of the object's short side
+# HSV ranges: objects are saturated, the background, clutter and occluders are muted so that the
+# annotated objects stand out (but clutter still has to be learnt as background).
+COLOUR_VALUE = (0.55, 1.0)
+OBJECT_SATURATION = (0.5, 1.0)
+CLUTTER_SATURATION = (0.2, 0.7)
+BACKGROUND_SATURATION = (0.05, 0.35)
+OCCLUDER_SATURATION = (0.0, 0.2)
+GRAIN_STD = 6.0  # static fine texture on the background and occluders (0-255 units)
 
 
 # Silhouettes: the height / width range of each known class (tall person, wide car, square box).
@@ -277,23 +287,18 @@ def compose_frame(
 
 
 def _random_colour(rng: np.random.Generator, saturation: tuple[float, float]) -> np.ndarray:
-    """An RGB colour (0-255) of random hue with saturation and value in the given ranges."""
+    """An RGB colour (0-255): random hue, saturation in ``saturation``, value in COLOUR_VALUE."""
     hue = rng.random()
-    sat, val = rng.uniform(*saturation), rng.uniform(0.55, 1.0)
+    sat, val = rng.uniform(*saturation), rng.uniform(*COLOUR_VALUE)
     k = (np.array([5.0, 3.0, 1.0]) + hue * 6) % 6
     return MAX_UINT8 * val * (1 - sat * np.clip(np.minimum(k, 4 - k), 0, 1))
 
 
 def _appearance(cfg: SynthConfig, rng: np.random.Generator) -> Appearance:
-    palette = np.stack([_random_colour(rng, (0.5, 1.0)) for _ in range(PALETTE_SIZE)])
+    palette = np.stack([_random_colour(rng, OBJECT_SATURATION) for _ in range(PALETTE_SIZE)])
     num_blobs = rng.integers(BLOBS_PER_OBJECT[0], BLOBS_PER_OBJECT[1] + 1)
-    blobs = np.column_stack(
-        [
-            rng.uniform(0.2, 0.8, num_blobs),
-            rng.uniform(0.2, 0.8, num_blobs),
-            rng.uniform(0.1, 0.3, num_blobs),
-        ]
-    )
+    centres = rng.uniform(*BLOB_CENTRE_RANGE, (num_blobs, 2))
+    blobs = np.column_stack([centres, rng.uniform(*BLOB_RADIUS_RANGE, num_blobs)])
     return Appearance(
         pattern=str(rng.choice(PATTERNS)),
         palette=palette,
@@ -408,7 +413,7 @@ def _textured_patch(
         rows, cols, 3
     )
     field = Image.fromarray(grid.astype(np.uint8)).resize((width, height), Image.Resampling.BICUBIC)
-    grain = rng.normal(0, 6, (height, width, 1))
+    grain = rng.normal(0, GRAIN_STD, (height, width, 1))
     return np.clip(np.asarray(field, np.float32) + grain, 0, MAX_UINT8).astype(np.uint8)
 
 
@@ -427,12 +432,14 @@ def _clutter_mask(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
 
 def _background(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     """Muted textured field plus static unannotated shapes (triangles, rings, bars)."""
-    image = _textured_patch(rng, cfg.height, cfg.width, (0.05, 0.35))
+    image = _textured_patch(rng, cfg.height, cfg.width, BACKGROUND_SATURATION)
     layers = []
     for _ in range(int(rng.integers(cfg.clutter_range[0], cfg.clutter_range[1] + 1))):
         size = int(rng.integers(cfg.clutter_size_range[0], cfg.clutter_size_range[1] + 1))
         mask = _clutter_mask(str(rng.choice(CLUTTER_KINDS)), size, rng)
-        rgb = np.broadcast_to(_random_colour(rng, (0.2, 0.7)).astype(np.uint8), (*mask.shape, 3))
+        rgb = np.broadcast_to(
+            _random_colour(rng, CLUTTER_SATURATION).astype(np.uint8), (*mask.shape, 3)
+        )
         x, y = int(rng.integers(-size // 2, cfg.width)), int(rng.integers(-size // 2, cfg.height))
         layers.append(Layer(rgb, mask, x, y, -1))
     return compose_frame(image, layers, 0)[0]
@@ -484,7 +491,7 @@ def _plan_hiding(
             clear = inside & _disjoint(boxes, rect)
             if clear[:start].any() and clear[start + frames :].any():
                 x1, y1, x2, y2 = (int(v) for v in rect)
-                patch = _textured_patch(rng, y2 - y1, x2 - x1, (0.0, 0.2))
+                patch = _textured_patch(rng, y2 - y1, x2 - x1, OCCLUDER_SATURATION)
                 event = {"track_id": obj.track_id, "start": int(start), "frames": frames}
                 return Occluder((x1, y1, x2, y2), patch), {**event, "box": [x1, y1, x2, y2]}
     return None, None

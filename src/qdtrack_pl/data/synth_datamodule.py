@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ class SynthDataModule(VideoDataModule):
         root: cache folder; each generator config gets its own ``synth-<hash>`` subfolder.
         synth: :class:`SynthConfig` or its fields as a mapping (None = defaults).
         show_progress: draw a progress bar while generating.
+        num_classes, class_names: config values the model interpolates; checked against
+            ``synth.classes`` when given.
         **kwargs: loader and augmentation arguments of :class:`VideoDataModule`.
     """
 
@@ -30,12 +32,15 @@ class SynthDataModule(VideoDataModule):
         root: str | Path,
         synth: SynthConfig | Mapping[str, Any] | None = None,
         show_progress: bool = True,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.root = Path(root)
         self.synth = SynthConfig.from_mapping(synth)
         self.show_progress = show_progress
+        self.check_vocabulary(num_classes, class_names)
 
     @property
     def class_names(self) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ def load_image(path: str | Path) -> Tensor:
     """Decode an image file into a uint8 RGB CHW tensor (PIL's libjpeg-turbo: ~1 ms at 320x192;
     torchvision's decoders are deprecated from 0.29)."""
     with Image.open(path) as image:
-        array = np.asarray(image.convert("RGB"))
+        array = np.array(image.convert("RGB"))  # a writable copy, as torch expects
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 

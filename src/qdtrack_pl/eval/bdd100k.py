@@ -18,26 +18,17 @@ import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import trackeval
 
 from qdtrack_pl.data.video_index import FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.eval.mot_results import UNKNOWN_CLASS, TrackResults
 
 TRACKER_NAME = "qdtrack"
 DATA_SUB_FOLDER = "data"
 PERCENT = 100.0
-
-
-class TrackRows(Protocol):
-    """One video's tracking output (``qdtrack_pl.eval.mot_results.TrackResults``)."""
-
-    frame_indices: np.ndarray  # (N,) 0-based Frame.index
-    track_ids: np.ndarray  # (N,)
-    boxes: np.ndarray  # (N, 4) xyxy pixels
-    scores: np.ndarray  # (N,)
-    class_ids: np.ndarray  # (N,)
 
 
 def _box(box: np.ndarray) -> dict[str, float]:
@@ -84,11 +75,12 @@ def write_gt(video: Video, class_names: tuple[str, ...], path: Path) -> None:
 
 
 def write_results(
-    video: Video, results: TrackRows | None, class_names: tuple[str, ...], path: Path
+    video: Video, results: TrackResults | None, class_names: tuple[str, ...], path: Path
 ) -> None:
     """One video's tracks as a scalabel prediction json (every frame listed, even empty ones)."""
     labels: list[list[dict]] = [[] for _ in video.frames]
     if results is not None:
+        require_classes(results, video.name)
         for frame, track_id, box, score, class_id in zip(
             results.frame_indices,
             results.track_ids,
@@ -107,6 +99,12 @@ def write_results(
             )
     frames = [_frame_record(video, i, rows) for i, rows in enumerate(labels)]
     path.write_text(json.dumps(frames))
+
+
+def require_classes(results: TrackResults, video: str) -> None:
+    """Class-wise protocols need a class per row; trackers may leave it unknown (-1)."""
+    if len(results.class_ids) and (results.class_ids == UNKNOWN_CLASS).any():
+        raise ValueError(f"results of video {video!r}: rows without a class id cannot be scored")
 
 
 def _run_trackeval(gt_dir: Path, tracker_dir: Path, class_names: tuple[str, ...]) -> dict:
@@ -177,7 +175,7 @@ def summarize(combined: Mapping[str, Any], class_names: tuple[str, ...]) -> dict
 
 
 def evaluate_bdd100k(
-    gt: VideoIndex, results: Mapping[str, TrackRows], work_dir: Path | None = None
+    gt: VideoIndex, results: Mapping[str, TrackResults], work_dir: Path | None = None
 ) -> dict[str, float]:
     """Score per-video tracks against ``gt`` (a BDD100K index); keys as in :func:`summarize`.
 

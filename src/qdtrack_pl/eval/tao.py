@@ -20,7 +20,8 @@ import numpy as np
 import trackeval
 
 from qdtrack_pl.data.video_index import VideoIndex
-from qdtrack_pl.eval.bdd100k import TrackRows
+from qdtrack_pl.eval.bdd100k import require_classes
+from qdtrack_pl.eval.mot_results import TrackResults
 
 TRACKER_NAME = "qdtrack"
 DATA_SUB_FOLDER = "data"
@@ -29,7 +30,7 @@ IOU_THRESHOLDS = np.arange(0.5, 0.96, 0.05)  # TrackMAP's default, named for the
 AP50, AP75 = 0, 5  # positions of IoU 0.5 and 0.75 in IOU_THRESHOLDS
 
 
-def result_records(gt: VideoIndex, results: Mapping[str, TrackRows]) -> list[dict]:
+def result_records(gt: VideoIndex, results: Mapping[str, TrackResults]) -> list[dict]:
     """Tracks as TAO result dicts (``image_id, video_id, track_id, category_id, bbox xywh,
     score``), using the TAO ids the reader kept in ``gt.metadata``. Trackers number tracks per
     video while TAO track ids are unique over the json, so each video's ids are offset."""
@@ -42,6 +43,7 @@ def result_records(gt: VideoIndex, results: Mapping[str, TrackRows]) -> list[dic
     for name, rows in results.items():
         if name not in image_ids:
             raise KeyError(f"results for video {name!r}, which is not in {gt.name!r}")
+        require_classes(rows, name)
         video_id = gt.metadata["video_ids"][name]
         for frame, track_id, box, score, class_id in zip(
             rows.frame_indices, rows.track_ids, rows.boxes, rows.scores, rows.class_ids, strict=True
@@ -61,13 +63,13 @@ def result_records(gt: VideoIndex, results: Mapping[str, TrackRows]) -> list[dic
     return records
 
 
-def write_results(gt: VideoIndex, results: Mapping[str, TrackRows], path: Path) -> None:
+def write_results(gt: VideoIndex, results: Mapping[str, TrackResults], path: Path) -> None:
     """The TAO result json (also what the TAO toolkit and the challenge server take)."""
     path.write_text(json.dumps(result_records(gt, results)))
 
 
 def evaluate_tao(
-    gt: VideoIndex, results: Mapping[str, TrackRows], work_dir: Path | None = None
+    gt: VideoIndex, results: Mapping[str, TrackResults], work_dir: Path | None = None
 ) -> dict[str, float]:
     """Track mAP of ``results`` against the annotation json ``gt`` was read from, in percent:
     ``TrackAP``, ``TrackAP50``, ``TrackAP75``, ``TrackAP50_75``, ``TrackAR``."""

@@ -44,7 +44,10 @@ class QDTrackModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         if warmup_iters < 0 or not 0.0 < warmup_ratio <= 1.0:
-            raise ValueError(f"need warmup_iters >= 0 and 0 < warmup_ratio <= 1, got {warmup_iters}, {warmup_ratio}")
+            raise ValueError(
+                "need warmup_iters >= 0 and 0 < warmup_ratio <= 1, "
+                f"got {warmup_iters}, {warmup_ratio}"
+            )
         self.save_hyperparameters(ignore=["model"])
         self.model = model
 
@@ -65,7 +68,7 @@ class QDTrackModule(pl.LightningModule):
         detections = self.model.predict(batch.images)
         return [
             d._replace(boxes=d.boxes / scale)
-            for d, scale in zip(detections, batch.scale_factors.to(batch.images.dtype))
+            for d, scale in zip(detections, batch.scale_factors.to(batch.images.dtype), strict=True)
         ]
 
     def validation_step(self, batch: FrameBatch, batch_idx: int) -> list[Detections]:
@@ -74,7 +77,9 @@ class QDTrackModule(pl.LightningModule):
     def test_step(self, batch: FrameBatch, batch_idx: int) -> list[Detections]:
         return self._detect(batch)
 
-    def predict_step(self, batch: FrameBatch, batch_idx: int, dataloader_idx: int = 0) -> list[Detections]:
+    def predict_step(
+        self, batch: FrameBatch, batch_idx: int, dataloader_idx: int = 0
+    ) -> list[Detections]:
         return self._detect(batch)
 
     def configure_optimizers(self) -> tuple[list[Optimizer], list[dict[str, Any]]]:
@@ -83,9 +88,13 @@ class QDTrackModule(pl.LightningModule):
         schedulers: list[dict[str, Any]] = []
         if self.hparams.warmup_iters > 0:
             warmup = LinearLR(
-                optimizer, start_factor=self.hparams.warmup_ratio, total_iters=self.hparams.warmup_iters
+                optimizer,
+                start_factor=self.hparams.warmup_ratio,
+                total_iters=self.hparams.warmup_iters,
             )
             schedulers.append({"scheduler": warmup, "interval": "step", "name": "warmup"})
         if self.hparams.scheduler is not None:
-            schedulers.append({"scheduler": self.hparams.scheduler(optimizer), "interval": "epoch", "name": "lr"})
+            schedulers.append(
+                {"scheduler": self.hparams.scheduler(optimizer), "interval": "epoch", "name": "lr"}
+            )
         return [optimizer], schedulers

@@ -47,7 +47,7 @@ class LoadReport(NamedTuple):
     def __str__(self) -> str:
         parts = [
             f"{name} ({len(keys)}): {', '.join(keys[:20])}{' ...' if len(keys) > 20 else ''}"
-            for name, keys in zip(("missing", "unexpected", "shape mismatch"), self)
+            for name, keys in zip(("missing", "unexpected", "shape mismatch"), self, strict=True)
             if keys
         ]
         return "; ".join(parts) or "all keys matched"
@@ -61,7 +61,9 @@ def _map_key(key: str) -> str | None:
     return None
 
 
-def convert_mmdet_state_dict(state_dict: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], list[str]]:
+def convert_mmdet_state_dict(
+    state_dict: Mapping[str, Tensor],
+) -> tuple[dict[str, Tensor], list[str]]:
     """Rename official keys to ours and convert the box predictor's class layout.
 
     mmdet's ``fc_cls`` has C + 1 outputs with background *last*, torchvision's ``cls_score`` has it

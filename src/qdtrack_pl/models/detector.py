@@ -79,7 +79,9 @@ def build_resnet_fpn(
     first block to its 1x1 conv, as mmdet's caffe ResNet (the MOT17 detector) does.
     """
     if not 0 <= trainable_stages <= len(_RESNET_STAGES):
-        raise ValueError(f"trainable_stages must lie in [0, {len(_RESNET_STAGES)}], got {trainable_stages}")
+        raise ValueError(
+            f"trainable_stages must lie in [0, {len(_RESNET_STAGES)}], got {trainable_stages}"
+        )
     resnet = torchvision.models.get_model(name, weights=None, norm_layer=_norm_layer(norm))
     if style == "caffe":
         for layer in (resnet.layer2, resnet.layer3, resnet.layer4):
@@ -93,17 +95,20 @@ def build_resnet_fpn(
         path = Path(pretrained)
         if not path.is_file():
             raise FileNotFoundError(
-                f"pretrained_backbone {path} does not exist: download torchvision's ImageNet {name} "
-                f"weights from {_weights_url(name)} and save them at that path (or set "
+                f"pretrained_backbone {path} does not exist: download torchvision's ImageNet "
+                f"{name} weights from {_weights_url(name)} and save them at that path (or set "
                 "pretrained_backbone: null to start from random init)"
             )
-        state = {k: v for k, v in read_state_dict(path).items() if not k.startswith("fc.")}
-        report = load_state_dict_report(resnet, state)
-        if report.missing_keys or report.shape_mismatch_keys:
+        # The classifier (fc) is dropped with the backbone's head below, so it may be absent.
+        report = load_state_dict_report(resnet, read_state_dict(path))
+        missing = [k for k in report.missing_keys if not k.startswith("fc.")]
+        if missing or report.unexpected_keys or report.shape_mismatch_keys:
             raise ValueError(f"{path} does not fit a torchvision {name}: {report}")
     frozen = _RESNET_STAGES[: len(_RESNET_STAGES) - trainable_stages]
     for param_name, param in resnet.named_parameters():
-        if param_name.split(".")[0] in frozen or (param_name.startswith("bn1.") and "conv1" in frozen):
+        if param_name.split(".")[0] in frozen or (
+            param_name.startswith("bn1.") and "conv1" in frozen
+        ):
             param.requires_grad_(False)
     stage_channels = [resnet.inplanes // 8 * 2**i for i in range(4)]
     return BackboneWithFPN(
@@ -125,7 +130,7 @@ def test_mode(*modules: nn.Module) -> Iterator[None]:
             m.train(False)
         yield
     finally:
-        for m, state in zip(modules, states):
+        for m, state in zip(modules, states, strict=True):
             m.train(state)
 
 
@@ -183,13 +188,24 @@ class FasterRCNN(nn.Module):
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         num_levels = len(FPN_LEVELS_P2_P5) + 1  # P2-P6
         if len(anchor_sizes) != num_levels:
-            raise ValueError(f"anchor_sizes needs one size per FPN level P2-P6 ({num_levels}), got {anchor_sizes}")
+            raise ValueError(
+                f"anchor_sizes needs one size per FPN level P2-P6 ({num_levels}), "
+                f"got {anchor_sizes}"
+            )
         self.num_classes = num_classes
         self.fpn_channels = fpn_channels
         self.size_divisor = size_divisor
         self.bgr = bgr
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1), persistent=False)
+        self.register_buffer(
+            "pixel_mean",
+            torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1),
+            persistent=False,
+        )
+        self.register_buffer(
+            "pixel_std",
+            torch.tensor(pixel_std, dtype=torch.float32).view(3, 1, 1),
+            persistent=False,
+        )
 
         self.backbone = build_resnet_fpn(
             backbone, norm, trainable_stages, resnet_style, fpn_channels, pretrained_backbone
@@ -206,7 +222,10 @@ class FasterRCNN(nn.Module):
             batch_size_per_image=rpn_batch_size_per_image,
             positive_fraction=rpn_positive_fraction,
             pre_nms_top_n={"training": rpn_pre_nms_top_n_train, "testing": rpn_pre_nms_top_n_test},
-            post_nms_top_n={"training": rpn_post_nms_top_n_train, "testing": rpn_post_nms_top_n_test},
+            post_nms_top_n={
+                "training": rpn_post_nms_top_n_train,
+                "testing": rpn_post_nms_top_n_test,
+            },
             nms_thresh=rpn_nms_thresh,
         )
         self.roi_heads = RoIHeads(
@@ -242,7 +261,7 @@ class FasterRCNN(nn.Module):
         return report
 
     def extract_features(self, images: Tensor) -> tuple[ImageList, OrderedDict[str, Tensor]]:
-        """Normalise, pad to ``size_divisor`` and run backbone + FPN on a (B, 3, H, W) [0, 1] batch."""
+        """Normalise, pad to ``size_divisor``, run backbone + FPN on a (B, 3, H, W) [0, 1] batch."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
         height, width = images.shape[-2:]
@@ -257,15 +276,21 @@ class FasterRCNN(nn.Module):
         return image_list, self.backbone(x)
 
     def rpn_losses(
-        self, images: ImageList, features: OrderedDict[str, Tensor], targets: list[dict[str, Tensor]]
+        self,
+        images: ImageList,
+        features: OrderedDict[str, Tensor],
+        targets: list[dict[str, Tensor]],
     ) -> tuple[list[Tensor], dict[str, Tensor]]:
         """Training-mode proposals and the RPN losses."""
         proposals, losses = self.rpn(images, features, targets)
-        return proposals, {"loss_rpn_cls": losses["loss_objectness"], "loss_rpn_bbox": losses["loss_rpn_box_reg"]}
+        return proposals, {
+            "loss_rpn_cls": losses["loss_objectness"],
+            "loss_rpn_bbox": losses["loss_rpn_box_reg"],
+        }
 
     @torch.no_grad()
     def test_proposals(self, images: ImageList, features: OrderedDict[str, Tensor]) -> list[Tensor]:
-        """Proposals with the test-time RPN settings, no graph (proposals are never differentiated)."""
+        """Proposals with the test-time RPN settings and no graph (never differentiated)."""
         with test_mode(self.rpn):
             proposals, _ = self.rpn(images, features)
         return proposals
@@ -278,7 +303,7 @@ class FasterRCNN(nn.Module):
         targets: list[dict[str, Tensor]],
     ) -> dict[str, Tensor]:
         """RoI box head losses; zero (attached to the graph) when there is nothing to sample."""
-        if sum(len(p) + len(t["boxes"]) for p, t in zip(proposals, targets)) == 0:
+        if sum(len(p) + len(t["boxes"]) for p, t in zip(proposals, targets, strict=True)) == 0:
             zero = sum(p.sum() for p in self.roi_heads.parameters()) * 0.0
             return {"loss_cls": zero, "loss_bbox": zero}
         _, losses = self.roi_heads(features, proposals, images.image_sizes, targets)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
@@ -12,7 +13,7 @@ FPN_LEVELS_P2_P5 = ("0", "1", "2", "3")  # torchvision BackboneWithFPN names of 
 
 
 class ConvGNReLU(nn.Sequential):
-    """3x3 conv without bias (GroupNorm follows) + GroupNorm + ReLU; names match mmcv's ConvModule."""
+    """3x3 conv (no bias: a norm follows) + GroupNorm + ReLU, named like mmcv's ConvModule."""
 
     def __init__(self, in_channels: int, out_channels: int, num_groups: int) -> None:
         super().__init__()
@@ -44,13 +45,17 @@ class QuasiDenseEmbedHead(nn.Module):
     ) -> None:
         super().__init__()
         self.roi_extractor = MultiScaleRoIAlign(
-            featmap_names=list(featmap_names), output_size=roi_output_size, sampling_ratio=roi_sampling_ratio
+            featmap_names=list(featmap_names),
+            output_size=roi_output_size,
+            sampling_ratio=roi_sampling_ratio,
         )
         channels = [in_channels] + [conv_channels] * num_convs
-        self.convs = nn.Sequential(*(ConvGNReLU(c_in, c_out, num_groups) for c_in, c_out in zip(channels, channels[1:])))
+        self.convs = nn.Sequential(
+            *(ConvGNReLU(c_in, c_out, num_groups) for c_in, c_out in pairwise(channels))
+        )
         flat = channels[-1] * roi_output_size * roi_output_size
         widths = [flat] + [fc_channels] * num_fcs
-        self.fcs = nn.ModuleList(nn.Linear(w_in, w_out) for w_in, w_out in zip(widths, widths[1:]))
+        self.fcs = nn.ModuleList(nn.Linear(w_in, w_out) for w_in, w_out in pairwise(widths))
         self.fc_embed = nn.Linear(widths[-1], embed_channels)
         self.embed_channels = embed_channels
         for fc in self.fcs:
@@ -60,11 +65,16 @@ class QuasiDenseEmbedHead(nn.Module):
         nn.init.zeros_(self.fc_embed.bias)
 
     def forward(
-        self, features: Mapping[str, Tensor], boxes: list[Tensor], image_sizes: list[tuple[int, int]]
+        self,
+        features: Mapping[str, Tensor],
+        boxes: list[Tensor],
+        image_sizes: list[tuple[int, int]],
     ) -> Tensor:
         """Embed ``boxes`` (one (N_i, 4) xyxy tensor per image of ``features``) -> (sum N_i, D)."""
         if len(boxes) != next(iter(features.values())).shape[0]:
-            raise ValueError(f"got boxes for {len(boxes)} images but features for a batch of a different size")
+            raise ValueError(
+                f"got boxes for {len(boxes)} images but features for a batch of a different size"
+            )
         x = self.roi_extractor(dict(features), boxes, image_sizes)
         x = self.convs(x).flatten(start_dim=1)
         for fc in self.fcs:

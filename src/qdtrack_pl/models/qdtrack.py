@@ -24,7 +24,14 @@ from qdtrack_pl.models.embedding_head import QuasiDenseEmbedHead
 from qdtrack_pl.ops.losses import embedding_l2_loss, multi_positive_cross_entropy, track_targets
 from qdtrack_pl.ops.sampling import EmbeddingRoISampler, RoISample
 
-LOSS_KEYS = ("loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox", "loss_embed", "loss_embed_aux")
+LOSS_KEYS = (
+    "loss_rpn_cls",
+    "loss_rpn_bbox",
+    "loss_cls",
+    "loss_bbox",
+    "loss_embed",
+    "loss_embed_aux",
+)
 
 
 class Detections(NamedTuple):
@@ -41,7 +48,9 @@ def _check_pair_batch(batch: PairBatch) -> None:
     if key.dim() != 4 or key.shape[1] != 3:
         raise ValueError(f"key_images must be (B, 3, H, W), got {tuple(key.shape)}")
     if key.shape != ref.shape:
-        raise ValueError(f"key_images {tuple(key.shape)} and ref_images {tuple(ref.shape)} differ in shape")
+        raise ValueError(
+            f"key_images {tuple(key.shape)} and ref_images {tuple(ref.shape)} differ in shape"
+        )
     if not len(batch.key_targets) == len(batch.ref_targets) == key.shape[0]:
         raise ValueError(
             f"PairBatch holds {key.shape[0]} image pairs but {len(batch.key_targets)} key and "
@@ -49,10 +58,15 @@ def _check_pair_batch(batch: PairBatch) -> None:
         )
     for targets in (*batch.key_targets, *batch.ref_targets):
         n = targets.boxes.shape[0]
-        if targets.boxes.shape != (n, 4) or targets.class_ids.shape != (n,) or targets.track_ids.shape != (n,):
+        if (
+            targets.boxes.shape != (n, 4)
+            or targets.class_ids.shape != (n,)
+            or targets.track_ids.shape != (n,)
+        ):
             raise ValueError(
                 "FrameTargets must hold boxes (N, 4), class_ids (N,), track_ids (N,); got "
-                f"{tuple(targets.boxes.shape)}, {tuple(targets.class_ids.shape)}, {tuple(targets.track_ids.shape)}"
+                f"{tuple(targets.boxes.shape)}, {tuple(targets.class_ids.shape)}, "
+                f"{tuple(targets.track_ids.shape)}"
             )
 
 
@@ -76,7 +90,9 @@ class QDTrackModel(nn.Module):
     ) -> None:
         super().__init__()
         self.detector = detector
-        self.embed_head = embed_head if embed_head is not None else QuasiDenseEmbedHead(detector.fpn_channels)
+        self.embed_head = (
+            embed_head if embed_head is not None else QuasiDenseEmbedHead(detector.fpn_channels)
+        )
         self.sampler = sampler if sampler is not None else EmbeddingRoISampler()
         self.embed_loss_weight = embed_loss_weight
         self.aux_loss_weight = aux_loss_weight
@@ -85,11 +101,15 @@ class QDTrackModel(nn.Module):
         self.aux_neg_pos_ub = aux_neg_pos_ub
         self.aux_hard_mining = aux_hard_mining
 
-    def forward_train(self, batch: PairBatch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def forward_train(
+        self, batch: PairBatch, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
         """Weighted training losses ``LOSS_KEYS`` of a batch of key/reference pairs."""
         _check_pair_batch(batch)
         num = len(batch)
-        images, features = self.detector.extract_features(torch.cat([batch.key_images, batch.ref_images]))
+        images, features = self.detector.extract_features(
+            torch.cat([batch.key_images, batch.ref_images])
+        )
         key_images = ImageList(images.tensors[:num], images.image_sizes[:num])
         ref_images = ImageList(images.tensors[num:], images.image_sizes[num:])
         key_features = {k: v[:num] for k, v in features.items()}
@@ -100,8 +120,14 @@ class QDTrackModel(nn.Module):
         losses |= self.detector.roi_losses(key_images, key_features, key_proposals, det_targets)
         ref_proposals = self.detector.test_proposals(ref_images, ref_features)
 
-        key_samples = [self.sampler(p, t.boxes, generator) for p, t in zip(key_proposals, batch.key_targets)]
-        ref_samples = [self.sampler(p, t.boxes, generator) for p, t in zip(ref_proposals, batch.ref_targets)]
+        key_samples = [
+            self.sampler(p, t.boxes, generator)
+            for p, t in zip(key_proposals, batch.key_targets, strict=True)
+        ]
+        ref_samples = [
+            self.sampler(p, t.boxes, generator)
+            for p, t in zip(ref_proposals, batch.ref_targets, strict=True)
+        ]
         embeddings = self.embed_head(
             features,
             [s.pos_boxes for s in key_samples] + [s.boxes for s in ref_samples],
@@ -110,9 +136,17 @@ class QDTrackModel(nn.Module):
         counts = [len(s.pos_boxes) for s in key_samples] + [len(s.boxes) for s in ref_samples]
         per_image = embeddings.split(counts)
         embed_losses = [
-            self._embedding_losses(key_embeds, ref_embeds, key_sample, ref_sample, key_targets, ref_targets, generator)
+            self._embedding_losses(
+                key_embeds, ref_embeds, key_sample, ref_sample, key_targets, ref_targets, generator
+            )
             for key_embeds, ref_embeds, key_sample, ref_sample, key_targets, ref_targets in zip(
-                per_image[:num], per_image[num:], key_samples, ref_samples, batch.key_targets, batch.ref_targets
+                per_image[:num],
+                per_image[num:],
+                key_samples,
+                ref_samples,
+                batch.key_targets,
+                batch.ref_targets,
+                strict=True,
             )
         ]
         losses["loss_embed"] = torch.stack([loss for loss, _ in embed_losses]).mean()
@@ -132,9 +166,14 @@ class QDTrackModel(nn.Module):
         """Weighted (multi-positive CE, auxiliary L2) of one key/reference pair."""
         num_ref_neg = len(ref_sample.neg_boxes)
         ref_ids = torch.cat(
-            [ref_targets.track_ids[ref_sample.pos_gt_indices], ref_targets.track_ids.new_full((num_ref_neg,), -1)]
+            [
+                ref_targets.track_ids[ref_sample.pos_gt_indices],
+                ref_targets.track_ids.new_full((num_ref_neg,), -1),
+            ]
         )
-        targets = track_targets(key_targets.track_ids[key_sample.pos_gt_indices], ref_ids, ref_sample.is_positive)
+        targets = track_targets(
+            key_targets.track_ids[key_sample.pos_gt_indices], ref_ids, ref_sample.is_positive
+        )
         similarity = key_embeds @ ref_embeds.T
         cosine = F.normalize(key_embeds, dim=1) @ F.normalize(ref_embeds, dim=1).T
         loss = multi_positive_cross_entropy(similarity, targets, loss_weight=self.embed_loss_weight)
@@ -159,8 +198,12 @@ class QDTrackModel(nn.Module):
         """
         image_list, features = self.detector.extract_features(images)
         detections = self.detector.detect(image_list, features)
-        embeddings = self.embed_head(features, [d.boxes for d in detections], image_list.image_sizes)
+        embeddings = self.embed_head(
+            features, [d.boxes for d in detections], image_list.image_sizes
+        )
         return [
             Detections(d.boxes, d.scores, d.class_ids, e)
-            for d, e in zip(detections, embeddings.split([len(d.boxes) for d in detections]))
+            for d, e in zip(
+                detections, embeddings.split([len(d.boxes) for d in detections]), strict=True
+            )
         ]

@@ -1,7 +1,7 @@
 """Similarity between detection embeddings and memory embeddings (reference spec 3.2 and 3.3).
 
-QDTrack scores with **unnormalised** dot products, exactly as in training: the embedding norm acts as
-an inverse temperature (pitfall P7). ``AFFINITIES`` maps the tracker's ``match_metric`` names to
+QDTrack scores with **unnormalised** dot products, exactly as in training: the embedding norm acts
+as an inverse temperature (pitfall P7). ``AFFINITIES`` maps the tracker's ``match_metric`` names to
 these functions; every function takes ``(det_embeds (N, D), memo_embeds (M, D))`` and returns
 ``(N, M)``.
 """

@@ -1,9 +1,9 @@
 """Greedy assignment in row order, vectorised into a few rounds (spec 3.2 step 4).
 
 The trackers walk detections in rank order; each takes its best memory column among those not yet
-claimed and claims it when the affinity beats a threshold and the pair may claim. Done row by row this
-is a Python loop; here it runs in rounds instead. Each round computes every unresolved row's best
-column over the columns still free. A row's result can only be invalidated by an earlier row
+claimed and claims it when the affinity beats a threshold and the pair may claim. Done row by row
+this is a Python loop; here it runs in rounds instead. Each round computes every unresolved row's
+best column over the columns still free. A row's result can only be invalidated by an earlier row
 claiming that same column, so the longest prefix in which no row's column was claimed by an earlier
 row of the prefix is exactly what the sequential walk produces. Its claims are applied and the next
 round starts after it. Usually one to three rounds; never more than N.
@@ -25,8 +25,22 @@ class GreedyAssignment(NamedTuple):
     """Per row, in row order."""
 
     claimed: Tensor  # (N,) int64: column the row claimed, -1 if none
-    best_score: Tensor  # (N,): the row's best affinity over the columns free at its turn (-inf: none)
+    best_score: (
+        Tensor  # (N,): the row's best affinity over the columns free at its turn (-inf: none)
+    )
     best_col: Tensor  # (N,) int64: that column (meaningless where best_score is -inf)
+
+
+def _row_max(block: Tensor, col_index: Tensor, num_cols: int) -> tuple[Tensor, Tensor]:
+    """Row maxima and the *first* column reaching them (deterministic ties).
+
+    Same result as ``block.max(dim=1)`` without its index-tracking reduction, which on CPU is
+    several times slower than these three plain ops and spawns threads even for tiny inputs.
+    """
+    best = block.amax(dim=1)
+    # a NaN row matches no column: it gets the last one (a valid index) and, NaN, claims nothing
+    col = torch.where(block == best[:, None], col_index, num_cols - 1).amin(dim=1)
+    return best, col
 
 
 def greedy_assign(
@@ -36,8 +50,8 @@ def greedy_assign(
     col_ok: Tensor | None = None,
     pair_ok: Tensor | None = None,
 ) -> GreedyAssignment:
-    """Row ``i`` claims its best free column ``c`` iff ``affinity[i, c] > threshold`` and the pair may
-    claim: ``row_ok[i]`` (N,), ``col_ok[c]`` (M,) and ``pair_ok[i, c]`` (N, M), each optional.
+    """Row ``i`` claims its best free column ``c`` iff ``affinity[i, c] > threshold`` and the pair
+    may claim: ``row_ok[i]`` (N,), ``col_ok[c]`` (M,) and ``pair_ok[i, c]`` (N, M), each optional.
 
     ``affinity`` is (N, M) with rows in priority order. A row whose best column may not be claimed
     claims nothing and frees nothing (it does not fall back to its second best).
@@ -51,6 +65,7 @@ def greedy_assign(
             best_col=torch.full((n,), -1, dtype=torch.long, device=device),
         )
     local_rows = torch.arange(n, device=device)
+    col_index = torch.arange(m, device=device)
     no_claimant = torch.full((m,), n, dtype=torch.long, device=device)
     penalty = affinity.new_zeros(m)  # -inf on the columns claimed so far
     claimed_parts, score_parts, col_parts = [], [], []
@@ -58,7 +73,7 @@ def greedy_assign(
     while start < n:
         rows = local_rows[: n - start]
         block = affinity if start == 0 else affinity[start:] + penalty
-        best, col = block.max(dim=1)
+        best, col = _row_max(block, col_index, m)
         claims = best > threshold
         if row_ok is not None:
             claims &= row_ok[start:]

@@ -1,9 +1,10 @@
 """Rank-ordered suppression: which boxes overlap a higher-ranked box too much (spec 3.2 step 2).
 
-QDTrack's duplicate removal, its backdrop NMS and the TAO distractor NMS all share one rule: walking
-boxes in rank order, box ``i`` is dropped if its IoU with **any** box ranked above it exceeds ``i``'s
-threshold, whether or not that box was itself dropped. Because dropped boxes still suppress, the rule
-needs no sequential pass: compare each row's maximum over the strictly lower triangle.
+QDTrack's duplicate removal, its backdrop NMS and the TAO distractor NMS all share one rule:
+walking boxes in rank order, box ``i`` is dropped if its IoU with **any** box ranked above it
+exceeds ``i``'s threshold, whether or not that box was itself dropped. Because dropped boxes still
+suppress, the rule needs no sequential pass: compare each row's maximum over the strictly lower
+triangle.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ def duplicates(
 ) -> Tensor:
     """QDTrack's class-agnostic duplicate removal: boolean (N,) mask of the boxes to drop.
 
-    Box ``i`` (rank order, ``scores`` descending) is a duplicate if its IoU with any higher-ranked box
-    exceeds ``low_score_iou_thr`` when ``scores[i] < obj_score_thr``, else ``iou_thr``. Thresholds
-    must be >= 0.
+    Box ``i`` (rank order, ``scores`` descending) is a duplicate if its IoU with any higher-ranked
+    box exceeds ``low_score_iou_thr`` when ``scores[i] < obj_score_thr``, else ``iou_thr``.
+    Thresholds must be >= 0.
     """
     overlap = max_overlap_with_higher_ranked(ious)
     return (overlap > iou_thr) | ((overlap > low_score_iou_thr) & (scores < obj_score_thr))

@@ -26,7 +26,8 @@ def track_targets(key_track_ids: Tensor, ref_track_ids: Tensor, ref_is_positive:
     if key_track_ids.dim() != 1 or ref_track_ids.shape != ref_is_positive.shape:
         raise ValueError(
             "expected key_track_ids (K,), ref_track_ids (R,) and ref_is_positive (R,); got "
-            f"{tuple(key_track_ids.shape)}, {tuple(ref_track_ids.shape)}, {tuple(ref_is_positive.shape)}"
+            f"{tuple(key_track_ids.shape)}, {tuple(ref_track_ids.shape)}, "
+            f"{tuple(ref_is_positive.shape)}"
         )
     same = key_track_ids[:, None] == ref_track_ids[None, :]
     valid = (key_track_ids >= 0)[:, None] & ref_is_positive.bool()[None, :]

@@ -77,7 +77,9 @@ def random_subset(indices: Tensor, k: int, generator: torch.Generator | None = N
     return indices[order]
 
 
-def random_cap_per_group(groups: Tensor, cap: int, generator: torch.Generator | None = None) -> Tensor:
+def random_cap_per_group(
+    groups: Tensor, cap: int, generator: torch.Generator | None = None
+) -> Tensor:
     """Boolean mask keeping at most ``cap`` random members of every group id in ``groups``."""
     num = groups.numel()
     if num == 0:
@@ -93,7 +95,9 @@ def random_cap_per_group(groups: Tensor, cap: int, generator: torch.Generator | 
     return keep
 
 
-def _fill_from(sampled: Tensor, candidates: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
+def _fill_from(
+    sampled: Tensor, candidates: Tensor, k: int, generator: torch.Generator | None
+) -> Tensor:
     """Top ``sampled`` up to ``k`` entries with random candidates it does not contain yet."""
     if sampled.numel() >= k:
         return sampled
@@ -155,7 +159,9 @@ def iou_balanced_negatives(
         bins = torch.bucketize(max_iou[binned_candidates], edges, right=True) - 1
         in_range = (bins >= 0) & (bins < num_bins)
         per_bin = random_cap_per_group(bins[in_range], int(num_binned / num_bins), generator)
-        binned = _fill_from(binned_candidates[in_range][per_bin], binned_candidates, num_binned, generator)
+        binned = _fill_from(
+            binned_candidates[in_range][per_bin], binned_candidates, num_binned, generator
+        )
     else:
         binned = random_subset(binned_candidates, num_binned, generator)
 
@@ -185,11 +191,15 @@ class EmbeddingRoISampler:
         floor_fraction: float = 0.0,
     ) -> None:
         if neg_iou_thr > pos_iou_thr:
-            raise ValueError(f"neg_iou_thr ({neg_iou_thr}) must not exceed pos_iou_thr ({pos_iou_thr})")
+            raise ValueError(
+                f"neg_iou_thr ({neg_iou_thr}) must not exceed pos_iou_thr ({pos_iou_thr})"
+            )
         if not 0.0 <= pos_fraction <= 1.0:
             raise ValueError(f"pos_fraction must lie in [0, 1], got {pos_fraction}")
         if negative_sampler not in ("random", "iou_balanced"):
-            raise ValueError(f"negative_sampler must be 'random' or 'iou_balanced', got {negative_sampler!r}")
+            raise ValueError(
+                f"negative_sampler must be 'random' or 'iou_balanced', got {negative_sampler!r}"
+            )
         self.pos_iou_thr = pos_iou_thr
         self.neg_iou_thr = neg_iou_thr
         self.num = num
@@ -211,7 +221,9 @@ class EmbeddingRoISampler:
         if self.add_gt_as_proposals and gt_boxes.shape[0] > 0:
             # Each GT box is a positive of its own GT, as mmdet's ``add_gt_`` does.
             proposals = torch.cat([gt_boxes, proposals])
-            assigned = torch.cat([torch.arange(gt_boxes.shape[0], device=assigned.device), assigned])
+            assigned = torch.cat(
+                [torch.arange(gt_boxes.shape[0], device=assigned.device), assigned]
+            )
             max_iou = torch.cat([max_iou.new_ones(gt_boxes.shape[0]), max_iou])
 
         pos = instance_balanced_positives(assigned, int(self.num * self.pos_fraction), generator)
@@ -222,7 +234,13 @@ class EmbeddingRoISampler:
         is_negative = assigned == NEGATIVE
         if self.negative_sampler == "iou_balanced":
             neg = iou_balanced_negatives(
-                is_negative, max_iou, num_neg, self.num_bins, self.floor_thr, self.floor_fraction, generator
+                is_negative,
+                max_iou,
+                num_neg,
+                self.num_bins,
+                self.floor_thr,
+                self.floor_fraction,
+                generator,
             )
         else:
             neg = random_subset(torch.nonzero(is_negative).flatten(), num_neg, generator)

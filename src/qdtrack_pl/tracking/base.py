@@ -19,7 +19,9 @@ class TrackerOutput(NamedTuple):
 
     track_ids: Tensor  # (K,) int64, consecutive per video from 0
     det_indices: Tensor  # (K,) int64 indices into the arrays passed to ``update``
-    scores: Tensor  # (K,) the output score (the detection's; TaoTracker smooths it with the track's)
+    scores: (
+        Tensor  # (K,) the output score (the detection's; TaoTracker smooths it with the track's)
+    )
 
 
 class Tracker(Protocol):

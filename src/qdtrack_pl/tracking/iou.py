@@ -59,7 +59,8 @@ class IoUTracker:
             self.reset()
         if not self.memory.is_empty and boxes.device != self.memory.boxes.device:
             raise ValueError(
-                f"boxes are on {boxes.device} but the tracker memory is on {self.memory.boxes.device}"
+                f"boxes are on {boxes.device} but the tracker memory is on "
+                f"{self.memory.boxes.device}"
             )
 
         order = torch.argsort(scores, descending=True, stable=True)

@@ -1,9 +1,9 @@
 """Tracker memory: live tracks as tensors plus a short ring of backdrops (spec 3.2 state).
 
 Life cycle of a track: **born** (``add_tracks``) -> **tracked** in every frame it is matched
-(``update_tracks``, ``last_frame`` = that frame) -> **lost** while ``frame - last_frame`` is below the
-memory length (still matchable, not output) -> **removed** (``remove_expired``). Rows are kept in
-ascending id order (births always get the largest ids), which is the dict order of the original
+(``update_tracks``, ``last_frame`` = that frame) -> **lost** while ``frame - last_frame`` is below
+the memory length (still matchable, not output) -> **removed** (``remove_expired``). Rows are kept
+in ascending id order (births always get the largest ids), which is the dict order of the original
 implementation and therefore the column order of the affinity matrix.
 
 Backdrops are the unmatched, non-suppressed detections of the last few frames. They take part in the
@@ -74,8 +74,8 @@ class TrackMemory:
         for reference in stored[:1]:
             if embeds.shape[1] != reference.shape[1]:
                 raise ValueError(
-                    f"embeddings must have shape (N, {reference.shape[1]}) like the tracker memory, "
-                    f"got {tuple(embeds.shape)}"
+                    f"embeddings must have shape (N, {reference.shape[1]}) like the tracker "
+                    f"memory, got {tuple(embeds.shape)}"
                 )
             if embeds.dtype != reference.dtype or embeds.device != reference.device:
                 raise ValueError(
@@ -118,7 +118,7 @@ class TrackMemory:
         labels: Tensor,
         frame_id: int,
     ) -> None:
-        """Append newborn tracks; their ids must exceed every stored id (keeps rows id-ascending)."""
+        """Append newborn tracks; their ids exceed every stored id (rows stay id-ascending)."""
         last_frame = torch.full_like(ids, frame_id)
         if self.num_tracks == 0:
             self.ids, self.boxes, self.embeds = ids, boxes, embeds
@@ -131,15 +131,18 @@ class TrackMemory:
         self.last_frame = torch.cat([self.last_frame, last_frame])
 
     def push_backdrops(self, embeds: Tensor, labels: Tensor) -> None:
-        """Insert this frame's backdrops as the newest entry; the oldest beyond the ring falls out."""
+        """Insert this frame's backdrops as the newest entry; the oldest past the ring falls out."""
         self.backdrops.appendleft(Backdrops(embeds, labels))
 
     def remove_expired(self, frame_id: int, max_age: int) -> None:
-        """Remove tracks unseen for ``max_age`` frames or more (``frame_id - last_frame >= max_age``)."""
+        """Remove the tracks with ``frame_id - last_frame >= max_age``."""
         alive = self.last_frame > frame_id - max_age
         if bool(alive.all()):
             return
         rows = alive.nonzero().squeeze(1)
         self.ids, self.boxes = self.ids.index_select(0, rows), self.boxes.index_select(0, rows)
-        self.embeds, self.labels = self.embeds.index_select(0, rows), self.labels.index_select(0, rows)
+        self.embeds, self.labels = (
+            self.embeds.index_select(0, rows),
+            self.labels.index_select(0, rows),
+        )
         self.last_frame = self.last_frame.index_select(0, rows)

@@ -1,11 +1,11 @@
 """QDTrack's tracker for MOT17 / BDD100K (``QuasiDenseEmbedTracker``, reference spec 3.1-3.2).
 
 Every subtlety of pitfall P8 is kept: class-agnostic duplicate removal that also compares against
-already-dropped boxes; backdrops inside the softmax; matching only when a live track exists; low-score
-detections that strongly match a track are suppressed (-2), not kept as backdrops; the new embedding
-weighs ``memo_momentum``; tracks die when ``frame - last_frame >= memo_tracklet_frames``; only tracks
-matched in the current frame are output. The memory resets at every ``frame_id == 0`` (P2) and ids
-restart from 0 per video.
+already-dropped boxes; backdrops inside the softmax; matching only when a live track exists;
+low-score detections that strongly match a track are suppressed (-2), not kept as backdrops; the
+new embedding weighs ``memo_momentum``; tracks die when ``frame - last_frame >=
+memo_tracklet_frames``; only tracks matched in the current frame are output. The memory resets at
+every ``frame_id == 0`` (P2) and ids restart from 0 per video.
 
 The per-frame work is vectorised: no Python loop over detections (see ``ops.assignment`` for the
 greedy matching in rounds).
@@ -119,7 +119,9 @@ class QDTracker:
                 col_ok=bank.ids >= 0,
             )
             claimed = assignment.claimed
-            ids = torch.where(claimed >= 0, self.memory.ids.index_select(0, claimed.clamp(min=0)), ids)
+            ids = torch.where(
+                claimed >= 0, self.memory.ids.index_select(0, claimed.clamp(min=0)), ids
+            )
             suppressed = (
                 (claimed < 0)
                 & (assignment.best_col < num_tracks)  # tracks come before backdrops in the bank
@@ -158,7 +160,9 @@ class QDTracker:
         kept_ious = ious.index_select(0, kept).index_select(1, kept)
         crowded = max_overlap_with_higher_ranked(kept_ious) > self.nms_backdrop_iou_thr
         backdrop = (untracked & ~born & ~crowded).nonzero().squeeze(1)
-        self.memory.push_backdrops(embeds.index_select(0, backdrop), labels.index_select(0, backdrop))
+        self.memory.push_backdrops(
+            embeds.index_select(0, backdrop), labels.index_select(0, backdrop)
+        )
         self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
         # 7. output: detections holding a track id in this frame

@@ -1,11 +1,11 @@
 """QDTrack's tracker for TAO (``TaoTracker``, reference spec 3.3).
 
-Differences from ``QDTracker``: no backdrops; detections are taken in the order given (the detector's
-multi-class NMS already sorts them by score); a *same-class* distractor NMS on low-score detections;
-the class mask is applied to ``exp`` before the bi-softmax normalisation, which is then averaged with
-class-masked cosine; a match also needs the detection and track scores to be close, and the output
-score of a matched detection is smoothed with the track's last score. Every unmatched detection above
-``init_score_thr`` starts a track.
+Differences from ``QDTracker``: no backdrops; detections are taken in the order given (the
+detector's multi-class NMS already sorts them by score); a *same-class* distractor NMS on low-score
+detections; the class mask is applied to ``exp`` before the bi-softmax normalisation, which is then
+averaged with class-masked cosine; a match also needs the detection and track scores to be close,
+and the output score of a matched detection is smoothed with the track's last score. Every
+unmatched detection above ``init_score_thr`` starts a track.
 """
 
 from __future__ import annotations
@@ -42,8 +42,13 @@ class TaoTracker:
         match_with_cosine: bool = True,
     ) -> None:
         if match_metric not in TAO_MATCH_METRICS:
-            raise ValueError(f"match_metric must be one of {TAO_MATCH_METRICS}, got {match_metric!r}")
-        for name, value in (("momentum_embed", momentum_embed), ("momentum_obj_score", momentum_obj_score)):
+            raise ValueError(
+                f"match_metric must be one of {TAO_MATCH_METRICS}, got {match_metric!r}"
+            )
+        for name, value in (
+            ("momentum_embed", momentum_embed),
+            ("momentum_obj_score", momentum_obj_score),
+        ):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if memo_frames < 0:
@@ -91,7 +96,7 @@ class TaoTracker:
             self.reset()
         self.memory.check_compatible(embeddings)
 
-        # same-class distractor NMS: low-score boxes overlapping an earlier same-class box are dropped
+        # same-class distractor NMS: low-score boxes overlapping an earlier same-class box go
         same_class = class_ids[:, None] == class_ids[None, :]
         ious = box_iou(boxes, boxes) * same_class
         distractor = (scores < self.distractor_score_thr) & (

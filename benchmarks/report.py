@@ -1,0 +1,176 @@
+"""The headline figures of a results file as a table: rich for the terminal, Markdown for README.
+
+``python -m benchmarks.report [bench/results.json]`` prints the Markdown version of a saved run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+Row = tuple[str, str, str]  # benchmark, figure, value
+
+
+def _skipped(block: Any) -> str | None:
+    return (
+        f"skipped: {block['skipped']}" if isinstance(block, dict) and "skipped" in block else None
+    )
+
+
+def _tracker_rows(block: dict[str, Any]) -> list[Row]:
+    rows = []
+    for count, entry in block["counts"].items():
+        rows.append(
+            (
+                "tracker",
+                f"update latency, {count} detections (1 thread)",
+                f"{entry['ours']['median_ms']:.3f} ms vs reference "
+                f"{entry['reference']['median_ms']:.3f} ms = {entry['speedup']:.1f}x",
+            )
+        )
+    target = block["target"]
+    verdict = "PASS" if target["passed"] else "FAIL"
+    rows.append(
+        (
+            "tracker",
+            f"target at {target['detections']}: >= {target['min_speedup']:.0f}x and "
+            f"< {target['max_median_ms']:g} ms",
+            f"{verdict} ({target['speedup']:.1f}x, {target['median_ms']:.3f} ms)",
+        )
+    )
+    return rows
+
+
+def _training_rows(block: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name, entry in block["workloads"].items():
+        cpu = entry["cpu_fp32"]
+        rows.append(
+            (
+                "training",
+                f"{name} CPU fp32, batch {cpu['batch_size']}",
+                f"{cpu['pairs_per_s']:.2f} pairs/s ({cpu['step']['median_ms']:.0f} ms/step)",
+            )
+        )
+        skipped = _skipped(entry["gpu"])
+        if skipped:
+            rows.append(("training", f"{name} GPU (fp32, AMP, channels_last)", skipped))
+            continue
+        for variant, result in entry["gpu"]["variants"].items():
+            rows.append(
+                (
+                    "training",
+                    f"{name} GPU {variant}, batch {result['batch_size']}",
+                    f"{result['pairs_per_s']:.1f} pairs/s ({result['speedup_vs_fp32']:.2f}x fp32)",
+                )
+            )
+    return rows
+
+
+def _inference_rows(block: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name, entry in block["workloads"].items():
+        for key, label in (("cpu", "CPU"), ("gpu", "GPU")):
+            skipped = _skipped(entry[key])
+            if skipped:
+                rows.append(("inference", f"{name} {label}", skipped))
+                continue
+            shares = " / ".join(f"{s} {v:.0%}" for s, v in entry[key]["stage_share"].items())
+            rows.append(("inference", f"{name} {label}", f"{entry[key]['fps']:.2f} fps ({shares})"))
+    return rows
+
+
+def _data_rows(block: dict[str, Any]) -> list[Row]:
+    verdict = "not the bottleneck" if block["not_bottleneck"] else "BOTTLENECK"
+    return [
+        (
+            "data loading",
+            f"synth pairs, batch {block['batch_size']}, per worker",
+            f"{block['pairs_per_s_per_worker']:.1f} pairs/s vs training "
+            f"{block['train_step_pairs_per_s']:.2f} pairs/s: {verdict}",
+        )
+    ]
+
+
+def _evaluation_rows(block: dict[str, Any]) -> list[Row]:
+    size = block["size"]
+    return [
+        (
+            "evaluation",
+            f"TrackEval, {size['sequences']} sequences, {size['frames']} frames, "
+            f"{size['gt_boxes']} GT boxes",
+            f"{block['seconds']:.1f} s",
+        )
+    ]
+
+
+def _memory_rows(block: dict[str, Any]) -> list[Row]:
+    rows = []
+    for name, entry in block["workloads"].items():
+        cpu = entry["cpu"]
+        rows.append(
+            (
+                "memory",
+                f"{name} training step, CPU, batch {cpu['batch_size']}",
+                f"+{cpu['step_peak_mib']:.0f} MiB (peak RSS {cpu['peak_rss_mib']:.0f} MiB)",
+            )
+        )
+        gpu = entry["gpu"]
+        value = _skipped(gpu) or f"{gpu['peak_allocated_mib']:.0f} MiB max allocated"
+        rows.append(("memory", f"{name} training step, GPU", value))
+    return rows
+
+
+ROWS = {
+    "tracker_latency": _tracker_rows,
+    "training": _training_rows,
+    "inference": _inference_rows,
+    "data_loading": _data_rows,
+    "evaluation": _evaluation_rows,
+    "memory": _memory_rows,
+}
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    return [row for name, block in results["benchmarks"].items() for row in ROWS[name](block)]
+
+
+def print_table(results: dict[str, Any]) -> None:
+    table = Table(title=f"qdtrack-pl benchmarks ({results['mode']} mode)")
+    for column in ("benchmark", "figure", "value"):
+        table.add_column(column)
+    for row in rows(results):
+        table.add_row(*row)
+    # a log file gets the width a terminal would: the figures are long
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    machine = results["machine"]
+    lines = [
+        f"Measured with `{results['command']}` on {machine['cpu']} "
+        f"({machine['usable_cores']} cores, torch {machine['torch']}, "
+        f"GPU: {machine['gpu'] or 'none'}).",
+        "",
+        "| benchmark | figure | value |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {b} | {f} | {v} |" for b, f, v in rows(results)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Print a results file as a Markdown table")
+    parser.add_argument("results", nargs="?", default="bench/results.json", type=Path)
+    args = parser.parse_args()
+    print(markdown(json.loads(args.results.read_text())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""conf/tracker/*.yaml build the trackers they name; qdtrack.yaml holds the class defaults."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from hydra.utils import instantiate
+
+from qdtrack_pl.tracking import TRACKERS, IoUTracker, QDTracker, TaoTracker, build_tracker
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("qdtrack", QDTracker), ("mot17", QDTracker), ("bdd100k", QDTracker), ("tao", TaoTracker),
+     ("iou", IoUTracker)],
+)  # fmt: skip
+def test_config_builds_its_tracker(compose_config, name: str, cls: type) -> None:
+    cfg = compose_config("track", [f"tracker={name}", "ckpt_path=x", "input=y"])
+    tracker = instantiate(cfg.tracker)
+    assert type(tracker) is cls
+    # every constructor knob is spelled out in the file
+    assert set(cfg.tracker) - {"_target_"} == set(inspect.signature(cls).parameters)
+
+
+def test_qdtrack_yaml_is_the_class_defaults_and_variants_differ(compose_config) -> None:
+    defaults = {k: p.default for k, p in inspect.signature(QDTracker).parameters.items()}
+    cfg = compose_config("track", ["tracker=qdtrack", "ckpt_path=x", "input=y"])
+    assert {k: v for k, v in cfg.tracker.items() if k != "_target_"} == defaults
+    mot17 = compose_config("track", ["tracker=mot17", "ckpt_path=x", "input=y"]).tracker
+    assert (mot17.init_score_thr, mot17.memo_tracklet_frames) == (0.9, 30)
+    bdd = compose_config("track", ["tracker=bdd100k", "ckpt_path=x", "input=y"]).tracker
+    assert (bdd.init_score_thr, bdd.obj_score_thr) == (0.7, 0.3)
+
+
+def test_registry() -> None:
+    assert set(TRACKERS) == {"qdtrack", "tao", "iou"}
+    assert isinstance(build_tracker("iou", match_iou_thr=0.3), IoUTracker)
+    with pytest.raises(ValueError, match="unknown tracker"):
+        build_tracker("sort")
