@@ -1,18 +1,18 @@
 """Peak memory of a training step, each workload in a fresh process.
 
-On CPU, allocator statistics miss what torch frees back to the system, and a long-lived process
-carries every earlier benchmark's high-water mark, so each workload runs in its own subprocess
-(``python -m benchmarks.memory <workload>``) that reports its resident-set high-water mark after
-its steps and the resident set just before the first (model, optimiser and batches already
-built): the difference is what the step itself needs. On a GPU the same subprocess reports
-``torch.cuda.max_memory_allocated`` of the steps.
+On CPU, allocator statistics miss what torch takes from and gives back to the system, so the
+figure is the process's resident set: its high-water mark (``VmHWM``) over the steps minus the
+resident set just before them (model, optimiser and batches already built). The high-water mark is
+reset right before the steps (``/proc/self/clear_refs``); where the kernel refuses, the mark counts
+from the start of the process, which is why each workload runs in a fresh subprocess
+(``python -m benchmarks.memory <workload>``; ``ru_maxrss`` would not do: it survives ``exec``). On a
+GPU the subprocess reports ``torch.cuda.max_memory_allocated`` over the steps.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -32,17 +32,24 @@ from benchmarks.workloads import (
 
 # The optimiser's state appears at the end of the first step; the second shows the steady state.
 STEPS = {True: 1, False: 2}  # keyed by quick
-MIB = 2**20
+MIB = 2**20  # bytes
 
 
-def current_rss_mib() -> float:
-    """Resident set now (``ru_maxrss`` only knows the peak)."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * resource.getpagesize() / MIB
+def _status_mib(field: str) -> float:
+    """``VmRSS`` (resident now) or ``VmHWM`` (its high-water mark) of this process, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MIB  # KiB on Linux
+def reset_peak_rss() -> bool:
+    """Start a new high-water mark at the current resident set (Linux >= 4.0); False if refused."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
 
 
 def measure_in_this_process(workload_name: str, device_type: str, steps: int) -> dict[str, Any]:
@@ -67,11 +74,17 @@ def measure_in_this_process(workload_name: str, device_type: str, steps: int) ->
             "step_peak_mib": (peak - before) / MIB,
         }
     else:
-        before = current_rss_mib()
+        peak_reset = reset_peak_rss()
+        before = _status_mib("VmRSS")
         for batch in batches:
             step(batch)
-        peak = peak_rss_mib()
-        result |= {"rss_before_mib": before, "peak_rss_mib": peak, "step_peak_mib": peak - before}
+        peak = _status_mib("VmHWM")
+        result |= {
+            "rss_before_mib": before,
+            "peak_rss_mib": peak,
+            "step_peak_mib": peak - before,
+            "peak_reset_before_steps": peak_reset,
+        }
     return result
 
 

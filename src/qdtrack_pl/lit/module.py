@@ -4,8 +4,11 @@ Training logs every weighted loss as ``train/<name>`` and their sum as ``train/l
 steps only detect and embed: they return ``list[Detections]`` in original-image pixels for the
 tracking callback, which runs the tracker over whole videos.
 
-The model is not stored in the hyper-parameters; reload a checkpoint with
-``QDTrackModule.load_from_checkpoint(path, model=<a QDTrackModel of the same config>)``.
+The model is not stored in the hyper-parameters (the config builds it); the optimizer and
+scheduler partials are, so a checkpoint of ours reloads with
+``QDTrackModule.load_from_checkpoint(path, model=<QDTrackModel>, weights_only=False)``, the model
+built from the same config (``weights_only=False``: the partials are pickled objects, so only
+for trusted files).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class QDTrackModule(pl.LightningModule):
                 "need warmup_iters >= 0 and 0 < warmup_ratio <= 1, "
                 f"got {warmup_iters}, {warmup_ratio}"
             )
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model"], logger=False)
         self.model = model
 
     def forward(self, images: Tensor) -> list[Detections]:

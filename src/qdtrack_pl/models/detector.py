@@ -75,8 +75,9 @@ def build_resnet_fpn(
     """ResNet C2-C5 + FPN P2-P6 (P6 = stride-2 max-pool of P5, as mmdet's default FPN).
 
     ``trainable_stages`` counts from layer4 down (3 = the paper's ``frozen_stages=1``: stem and
-    layer1 frozen; 5 = everything trains). ``style="caffe"`` moves the stride of each bottleneck's
-    first block to its 1x1 conv, as mmdet's caffe ResNet (the MOT17 detector) does.
+    layer1 frozen; 5 = everything trains); frozen stages keep their statistics only with
+    ``norm="frozen_bn"``, as mmdet's ``norm_eval``. ``style="caffe"`` moves the stride of each
+    bottleneck's first block to its 1x1 conv, as mmdet's caffe ResNet (MOT17 detector) does.
     """
     if not 0 <= trainable_stages <= len(_RESNET_STAGES):
         raise ValueError(
@@ -120,7 +121,7 @@ def build_resnet_fpn(
 
 
 @contextmanager
-def test_mode(*modules: nn.Module) -> Iterator[None]:
+def inference_settings(*modules: nn.Module) -> Iterator[None]:
     """Temporarily switch modules to eval mode. Used on the RPN and RoI heads, which hold no
     normalisation or dropout: their ``training`` flag only selects proposal counts, NMS
     settings and whether losses are computed."""
@@ -289,9 +290,11 @@ class FasterRCNN(nn.Module):
         }
 
     @torch.no_grad()
-    def test_proposals(self, images: ImageList, features: OrderedDict[str, Tensor]) -> list[Tensor]:
+    def inference_proposals(
+        self, images: ImageList, features: OrderedDict[str, Tensor]
+    ) -> list[Tensor]:
         """Proposals with the test-time RPN settings and no graph (never differentiated)."""
-        with test_mode(self.rpn):
+        with inference_settings(self.rpn):
             proposals, _ = self.rpn(images, features)
         return proposals
 
@@ -311,7 +314,7 @@ class FasterRCNN(nn.Module):
 
     def detect(self, images: ImageList, features: OrderedDict[str, Tensor]) -> list[DetectorOutput]:
         """Final detections (score threshold, per-class NMS, top-k) with the test settings."""
-        with test_mode(self.rpn, self.roi_heads):
+        with inference_settings(self.rpn, self.roi_heads):
             proposals, _ = self.rpn(images, features)
             results, _ = self.roi_heads(features, proposals, images.image_sizes)
         return [DetectorOutput(r["boxes"], r["scores"], r["labels"] - 1) for r in results]

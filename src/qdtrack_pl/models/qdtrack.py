@@ -118,8 +118,26 @@ class QDTrackModel(nn.Module):
         det_targets = to_torchvision_targets(batch.key_targets)
         key_proposals, losses = self.detector.rpn_losses(key_images, key_features, det_targets)
         losses |= self.detector.roi_losses(key_images, key_features, key_proposals, det_targets)
-        ref_proposals = self.detector.test_proposals(ref_images, ref_features)
+        ref_proposals = self.detector.inference_proposals(ref_images, ref_features)
 
+        losses["loss_embed"], losses["loss_embed_aux"] = self._embedding_branch(
+            features, images.image_sizes, key_proposals, ref_proposals, batch, generator
+        )
+        return {key: losses[key] for key in LOSS_KEYS}
+
+    def _embedding_branch(
+        self,
+        features: dict[str, Tensor],
+        image_sizes: list[tuple[int, int]],
+        key_proposals: list[Tensor],
+        ref_proposals: list[Tensor],
+        batch: PairBatch,
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, Tensor]:
+        """Sample RoIs per frame, embed key positives and all reference samples in one head call
+        (features hold the B key images, then the B reference images), and average the two
+        embedding losses over the image pairs."""
+        num = len(batch)
         key_samples = [
             self.sampler(p, t.boxes, generator)
             for p, t in zip(key_proposals, batch.key_targets, strict=True)
@@ -128,30 +146,22 @@ class QDTrackModel(nn.Module):
             self.sampler(p, t.boxes, generator)
             for p, t in zip(ref_proposals, batch.ref_targets, strict=True)
         ]
-        embeddings = self.embed_head(
-            features,
-            [s.pos_boxes for s in key_samples] + [s.boxes for s in ref_samples],
-            images.image_sizes,
+        rois = [s.pos_boxes for s in key_samples] + [s.boxes for s in ref_samples]
+        per_image = self.embed_head(features, rois, image_sizes).split([len(r) for r in rois])
+        pairs = zip(
+            per_image[:num],
+            per_image[num:],
+            key_samples,
+            ref_samples,
+            batch.key_targets,
+            batch.ref_targets,
+            strict=True,
         )
-        counts = [len(s.pos_boxes) for s in key_samples] + [len(s.boxes) for s in ref_samples]
-        per_image = embeddings.split(counts)
-        embed_losses = [
-            self._embedding_losses(
-                key_embeds, ref_embeds, key_sample, ref_sample, key_targets, ref_targets, generator
-            )
-            for key_embeds, ref_embeds, key_sample, ref_sample, key_targets, ref_targets in zip(
-                per_image[:num],
-                per_image[num:],
-                key_samples,
-                ref_samples,
-                batch.key_targets,
-                batch.ref_targets,
-                strict=True,
-            )
-        ]
-        losses["loss_embed"] = torch.stack([loss for loss, _ in embed_losses]).mean()
-        losses["loss_embed_aux"] = torch.stack([aux for _, aux in embed_losses]).mean()
-        return {key: losses[key] for key in LOSS_KEYS}
+        losses = torch.stack(
+            [torch.stack(self._embedding_losses(*pair, generator)) for pair in pairs]
+        )
+        loss_embed, loss_aux = losses.mean(dim=0)
+        return loss_embed, loss_aux
 
     def _embedding_losses(
         self,
@@ -164,13 +174,8 @@ class QDTrackModel(nn.Module):
         generator: torch.Generator | None,
     ) -> tuple[Tensor, Tensor]:
         """Weighted (multi-positive CE, auxiliary L2) of one key/reference pair."""
-        num_ref_neg = len(ref_sample.neg_boxes)
-        ref_ids = torch.cat(
-            [
-                ref_targets.track_ids[ref_sample.pos_gt_indices],
-                ref_targets.track_ids.new_full((num_ref_neg,), -1),
-            ]
-        )
+        ref_pos_ids = ref_targets.track_ids[ref_sample.pos_gt_indices]
+        ref_ids = torch.cat([ref_pos_ids, ref_pos_ids.new_full((len(ref_sample.neg_boxes),), -1)])
         targets = track_targets(
             key_targets.track_ids[key_sample.pos_gt_indices], ref_ids, ref_sample.is_positive
         )

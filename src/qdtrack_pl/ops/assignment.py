@@ -64,15 +64,15 @@ def greedy_assign(
             best_score=torch.full((n,), float("-inf"), dtype=affinity.dtype, device=device),
             best_col=torch.full((n,), -1, dtype=torch.long, device=device),
         )
-    local_rows = torch.arange(n, device=device)
+    rows = torch.arange(n, device=device)
     col_index = torch.arange(m, device=device)
-    no_claimant = torch.full((m,), n, dtype=torch.long, device=device)
-    penalty = affinity.new_zeros(m)  # -inf on the columns claimed so far
-    claimed_parts, score_parts, col_parts = [], [], []
+    # claimer[c]: the row that claimed column c so far, n if none
+    claimer = torch.full((m,), n, dtype=torch.long, device=device)
     start = 0
     while start < n:
-        rows = local_rows[: n - start]
-        block = affinity if start == 0 else affinity[start:] + penalty
+        block = affinity[start:]
+        if start:
+            block = block.masked_fill((claimer < n)[None, :], float("-inf"))
         best, col = _row_max(block, col_index, m)
         claims = best > threshold
         if row_ok is not None:
@@ -81,20 +81,26 @@ def greedy_assign(
             claims &= col_ok[col]
         if pair_ok is not None:
             claims &= pair_ok[start:].gather(1, col[:, None]).squeeze(1)
-        first_claimant = no_claimant.scatter_reduce(
-            0, col, torch.where(claims, rows, n), reduce="amin", include_self=True
+        block_rows = rows[start:]
+        claimed_now = claimer.scatter_reduce(
+            0, col, torch.where(claims, block_rows, n), reduce="amin"
         )
-        conflict = first_claimant[col] < rows
-        stop = int(torch.where(conflict, rows, n - start).min())
-        claims, best, col = claims[:stop], best[:stop], col[:stop]
-        claimed_parts.append(torch.where(claims, col, -1))
-        score_parts.append(best)
-        col_parts.append(col)
-        start += stop
-        if start < n:
-            penalty = penalty.scatter_reduce(
-                0, col, torch.where(claims, float("-inf"), 0.0).to(penalty.dtype), reduce="amin"
-            )
-    if len(claimed_parts) == 1:
-        return GreedyAssignment(claimed_parts[0], score_parts[0], col_parts[0])
-    return GreedyAssignment(torch.cat(claimed_parts), torch.cat(score_parts), torch.cat(col_parts))
+        # a row's result is stale if an earlier row of this round took its column; rows that may
+        # not claim cannot change anything for later rows, so only claimable rows end the prefix
+        stale = claimed_now[col] < block_rows
+        if row_ok is not None:
+            stale &= row_ok[start:]
+        stop = int(torch.where(stale, block_rows, n).min())
+        if stop < n:
+            claimed_now = claimer.scatter_reduce(
+                0, col[: stop - start], torch.where(claims, block_rows, n)[: stop - start],
+                reduce="amin",
+            )  # fmt: skip
+        claimer, start = claimed_now, stop
+    # every row's best over the columns not claimed by an earlier row (exact for all rows,
+    # including those left stale above because they could not claim)
+    taken_before = claimer[None, :] < rows[:, None]
+    best, col = _row_max(affinity.masked_fill(taken_before, float("-inf")), col_index, m)
+    claimed = torch.full((n + 1,), -1, dtype=torch.long, device=device)
+    claimed = claimed.scatter(0, claimer, col_index)[:n]  # unclaimed columns land in slot n
+    return GreedyAssignment(claimed=claimed, best_score=best, best_col=col)
