@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from benchmarks.common import SKIPPED_NO_CUDA, Stopwatch, cuda_available, synchronize
+from benchmarks.common import SKIPPED_NO_CUDA, Stopwatch, cuda_available
 from benchmarks.workloads import (
     SEED,
     WORKLOADS,
@@ -82,7 +82,7 @@ def _check_against_predict(model: QDTrackModel, images: Tensor, staged: list[Det
 
 def measure(
     model: QDTrackModel, frames: list[Tensor], params: Params, device: torch.device
-) -> dict:
+) -> dict[str, Any]:
     """Frames per second over ``params.frames`` frames after the warm-up, with stage shares."""
     model = model.to(device).eval()
     tracker = QDTracker()
@@ -101,7 +101,6 @@ def measure(
                 tracker.update(det.boxes, det.scores, det.class_ids, det.embeddings, frame_id)
             if timing is watch:
                 detections_per_frame.append(len(det.boxes))
-    synchronize(device)
     total = sum(watch.seconds.values())
     return {
         "frames": params.frames,
@@ -114,6 +113,14 @@ def measure(
     }
 
 
+def _measure_on(
+    workload: Workload, model: QDTrackModel, device_type: str, quick: bool
+) -> dict[str, Any]:
+    params = PARAMS[(workload.name, device_type, quick)]
+    frames = frames_of(workload, params.warmup + params.frames)
+    return measure(model, frames, params, torch.device(device_type))
+
+
 def run(quick: bool) -> dict[str, Any]:
     """Both workloads on CPU (all threads) and, when present, on the GPU."""
     result: dict[str, Any] = {
@@ -124,15 +131,11 @@ def run(quick: bool) -> dict[str, Any]:
     }
     for workload in WORKLOADS:
         model = build_model(load_config(workload))
-        entry: dict[str, Any] = {"model_config": workload.model}
-        for device_type in ("cpu", "cuda"):
-            if device_type == "cuda" and not cuda_available():
-                entry["gpu"] = SKIPPED_NO_CUDA
-                continue
-            params = PARAMS[(workload.name, device_type, quick)]
-            frames = frames_of(workload, params.warmup + params.frames)
-            entry["cpu" if device_type == "cpu" else "gpu"] = measure(
-                model, frames, params, torch.device(device_type)
-            )
-        result["workloads"][workload.name] = entry
+        result["workloads"][workload.name] = {
+            "model_config": workload.model,
+            "cpu": _measure_on(workload, model, "cpu", quick),
+            "gpu": _measure_on(workload, model, "cuda", quick)
+            if cuda_available()
+            else SKIPPED_NO_CUDA,
+        }
     return result

@@ -6,7 +6,7 @@ R50-FPN at MOT17 resolution. Models, optimisers and datamodules come from the re
 from __future__ import annotations
 
 import os
-from itertools import cycle, islice
+from itertools import islice
 from typing import Any, NamedTuple
 
 import torch
@@ -68,6 +68,7 @@ def load_config(workload: Workload) -> DictConfig:
 
 
 def build_model(cfg: DictConfig) -> QDTrackModel:
+    """The configured model, seeded so every benchmark starts from the same random weights."""
     torch.manual_seed(SEED)
     return instantiate(cfg.model.model)
 
@@ -87,6 +88,7 @@ def synth_datamodule(cfg: DictConfig, **overrides: Any) -> Any:
 
 
 def batch_size(cfg: DictConfig, workload: Workload, device: torch.device) -> int:
+    """The workload's batch size on this device; synth's comes from its data config."""
     size = workload.gpu_batch_size if device.type == "cuda" else workload.cpu_batch_size
     return int(cfg.data.batch_size) if size is None else size
 
@@ -116,11 +118,11 @@ def generated_pair_batch(
 def training_batches(
     cfg: DictConfig, workload: Workload, device: torch.device, count: int
 ) -> list[PairBatch]:
-    """``count`` batches on ``device``: real synth pairs (cycled) or generated MOT17-sized pairs."""
+    """``count`` batches on ``device``: real synth pairs or generated MOT17-sized pairs."""
     size = batch_size(cfg, workload, device)
     if workload.data == "synth":
         loader = synth_datamodule(cfg, batch_size=size, num_workers=0).train_dataloader()
-        batches = list(islice(cycle(islice(loader, count)), count))
+        batches = list(islice(loader, count))
     else:
         gen = torch.Generator().manual_seed(SEED)
         num_classes = int(cfg.model.model.detector.num_classes)

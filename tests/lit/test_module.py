@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from qdtrack_pl.data.batch import FrameBatch, FrameTargets, PairBatch
@@ -64,6 +64,7 @@ def _trainer(tmp_path: Path, max_steps: int) -> pl.Trainer:
     )
 
 
+@pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no `val_dataloader`")
 def test_fit_logs_every_loss_and_reloads_from_checkpoint(tmp_path: Path) -> None:
     torch.manual_seed(0)
     module = build_module(warmup_iters=2)
@@ -139,3 +140,16 @@ def test_evaluation_steps_return_detections_in_original_pixels() -> None:
                 det.scores, net.scores
             )
     assert len(module(images)) == 2
+
+
+@pytest.mark.parametrize("model", ["qdtrack_small", "qdtrack_r50"])
+def test_model_configs_compose_into_the_train_config(
+    compose_config: Callable[..., DictConfig], model: str
+) -> None:
+    cfg = compose_config("train", overrides=[f"model={model}"])
+    module = instantiate(cfg.model)
+    assert isinstance(module, QDTrackModule)
+    assert module.model.detector.num_classes == cfg.data.num_classes
+    assert (
+        module.model.embed_head.convs[0].conv.in_channels == cfg.model.model.detector.fpn_channels
+    )

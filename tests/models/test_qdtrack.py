@@ -189,6 +189,13 @@ def test_zero_proposals(small_model: QDTrackModel) -> None:
         rpn._post_nms_top_n = saved
 
 
+def test_embedding_similarities_stay_float32_under_autocast(small_model: QDTrackModel) -> None:
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = small_model.train().forward_train(rectangle_scene(batch_size=1))
+    assert losses["loss_embed"].dtype == losses["loss_embed_aux"].dtype == torch.float32
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
 def test_predict_returns_well_formed_detections(small_model: QDTrackModel) -> None:
     images = rectangle_scene(batch_size=2, height=90, width=120).key_images  # not a multiple of 32
     for mode in (False, True):  # works in eval mode and also when called on a training model

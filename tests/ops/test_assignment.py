@@ -41,6 +41,14 @@ def test_row_that_may_not_claim_frees_nothing() -> None:
     assert out.best_col.tolist() == [0, 0]
 
 
+def test_row_that_may_not_claim_sees_only_the_columns_left_at_its_turn() -> None:
+    affinity = torch.tensor([[0.9, 0.6], [0.95, 0.7], [0.8, 0.75]])
+    out = greedy_assign(affinity, 0.5, row_ok=torch.tensor([True, False, True]))
+    assert out.claimed.tolist() == [0, -1, 1]
+    assert out.best_col.tolist() == [0, 1, 1]
+    torch.testing.assert_close(out.best_score, torch.tensor([0.9, 0.7, 0.75]))
+
+
 def test_pair_mask_and_empty_inputs() -> None:
     affinity = torch.tensor([[0.9, 0.8]])
     out = greedy_assign(affinity, 0.5, pair_ok=torch.tensor([[False, True]]))

@@ -179,8 +179,11 @@ class QDTrackModel(nn.Module):
         targets = track_targets(
             key_targets.track_ids[key_sample.pos_gt_indices], ref_ids, ref_sample.is_positive
         )
-        similarity = key_embeds @ ref_embeds.T
-        cosine = F.normalize(key_embeds, dim=1) @ F.normalize(ref_embeds, dim=1).T
+        # Raw dot products of unnormalised embeddings overflow half precision (pitfall P7).
+        with torch.autocast(key_embeds.device.type, enabled=False):
+            key, ref = key_embeds.float(), ref_embeds.float()
+            similarity = key @ ref.T
+            cosine = F.normalize(key, dim=1) @ F.normalize(ref, dim=1).T
         loss = multi_positive_cross_entropy(similarity, targets, loss_weight=self.embed_loss_weight)
         aux = embedding_l2_loss(
             cosine,

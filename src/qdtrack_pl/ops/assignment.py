@@ -2,11 +2,13 @@
 
 The trackers walk detections in rank order; each takes its best memory column among those not yet
 claimed and claims it when the affinity beats a threshold and the pair may claim. Done row by row
-this is a Python loop; here it runs in rounds instead. Each round computes every unresolved row's
-best column over the columns still free. A row's result can only be invalidated by an earlier row
-claiming that same column, so the longest prefix in which no row's column was claimed by an earlier
-row of the prefix is exactly what the sequential walk produces. Its claims are applied and the next
-round starts after it. Usually one to three rounds; never more than N.
+this is a Python loop; here it runs in rounds. Each round computes every unresolved row's best
+column over the columns still free. A row's result is stale only if an earlier row of the round
+took that column, and only rows that may claim can change what later rows see, so the longest
+prefix without a stale claimable row is exactly what the sequential walk produces. Its claims are
+applied and the next round starts after it: usually one or two rounds, never more than N. A last
+pass gives every row its best over the columns claimed by no earlier row (this refreshes the rows
+that could not claim and were left stale).
 
 Claimed columns are *excluded* from later rows' maxima. The original zeroes them instead; the two
 agree on every decision whenever ``threshold >= 0`` (a zeroed column can only win with confidence
@@ -25,9 +27,7 @@ class GreedyAssignment(NamedTuple):
     """Per row, in row order."""
 
     claimed: Tensor  # (N,) int64: column the row claimed, -1 if none
-    best_score: (
-        Tensor  # (N,): the row's best affinity over the columns free at its turn (-inf: none)
-    )
+    best_score: Tensor  # (N,): best affinity over the columns free at its turn (-inf: none)
     best_col: Tensor  # (N,) int64: that column (meaningless where best_score is -inf)
 
 
@@ -35,7 +35,7 @@ def _row_max(block: Tensor, col_index: Tensor, num_cols: int) -> tuple[Tensor, T
     """Row maxima and the *first* column reaching them (deterministic ties).
 
     Same result as ``block.max(dim=1)`` without its index-tracking reduction, which on CPU is
-    several times slower than these three plain ops and spawns threads even for tiny inputs.
+    several times slower than these three plain ops.
     """
     best = block.amax(dim=1)
     # a NaN row matches no column: it gets the last one (a valid index) and, NaN, claims nothing
@@ -82,20 +82,18 @@ def greedy_assign(
         if pair_ok is not None:
             claims &= pair_ok[start:].gather(1, col[:, None]).squeeze(1)
         block_rows = rows[start:]
-        claimed_now = claimer.scatter_reduce(
-            0, col, torch.where(claims, block_rows, n), reduce="amin"
-        )
-        # a row's result is stale if an earlier row of this round took its column; rows that may
-        # not claim cannot change anything for later rows, so only claimable rows end the prefix
-        stale = claimed_now[col] < block_rows
+        bids = torch.where(claims, block_rows, n)  # each row's bid for its column, n: none
+        claimed_now = claimer.scatter_reduce(0, col, bids, reduce="amin")
+        # stale: an earlier row of this round (not of an earlier round, whose columns are masked
+        # and only reappear as a row's argmax when all are -inf) took the row's column
+        taker = claimed_now[col]
+        stale = (taker >= start) & (taker < block_rows)
         if row_ok is not None:
             stale &= row_ok[start:]
         stop = int(torch.where(stale, block_rows, n).min())
-        if stop < n:
-            claimed_now = claimer.scatter_reduce(
-                0, col[: stop - start], torch.where(claims, block_rows, n)[: stop - start],
-                reduce="amin",
-            )  # fmt: skip
+        if stop < n:  # only the valid prefix's claims stand
+            prefix = stop - start
+            claimed_now = claimer.scatter_reduce(0, col[:prefix], bids[:prefix], reduce="amin")
         claimer, start = claimed_now, stop
     # every row's best over the columns not claimed by an earlier row (exact for all rows,
     # including those left stale above because they could not claim)

@@ -94,6 +94,12 @@ class TrackMemory:
             ids=torch.cat([self.ids, self.ids.new_full((num_backdrops,), BACKDROP_ID)]),
         )
 
+    def ids_or_untracked(self, rows: Tensor) -> Tensor:
+        """Track id of each memory row in ``rows``; ``BACKDROP_ID`` (-1) where ``rows`` is -1."""
+        return torch.cat([self.ids, self.ids.new_full((1,), BACKDROP_ID)]).index_select(
+            0, rows.where(rows >= 0, self.num_tracks)
+        )
+
     def update_tracks(
         self,
         rows: Tensor,

@@ -23,9 +23,6 @@ from qdtrack_pl.ops.duplicate_removal import duplicates, max_overlap_with_higher
 from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
 from qdtrack_pl.tracking.memory import TrackMemory
 
-UNTRACKED = -1  # ids value: not (yet) a track; a backdrop candidate
-SUPPRESSED = -2  # ids value: low-score detection of a live track; neither output nor backdrop
-
 
 class QDTracker:
     """Quasi-dense embedding tracker; keyword defaults are the class defaults of spec 3.1."""
@@ -104,8 +101,6 @@ class QDTracker:
         labels, embeds = class_ids.index_select(0, order), embeddings.index_select(0, order)
 
         # 3-4. match against tracks + backdrops (only if a live track exists)
-        ids = torch.full_like(order, UNTRACKED)
-        claimed = None
         num_tracks = self.memory.num_tracks
         if order.numel() and num_tracks:
             bank = self.memory.bank()
@@ -118,34 +113,37 @@ class QDTracker:
                 row_ok=scores > self.obj_score_thr,
                 col_ok=bank.ids >= 0,
             )
-            claimed = assignment.claimed
-            ids = torch.where(
-                claimed >= 0, self.memory.ids.index_select(0, claimed.clamp(min=0)), ids
+            claimed = assignment.claimed  # tracks come first in the bank: column = memory row
+            matched = claimed >= 0
+            # a low-score detection whose best match is a live track: suppressed (-2 in the spec)
+            strong = (assignment.best_score > max(self.match_score_thr, self.nms_conf_thr)) & (
+                assignment.best_col < num_tracks
             )
-            suppressed = (
-                (claimed < 0)
-                & (assignment.best_col < num_tracks)  # tracks come before backdrops in the bank
-                & (assignment.best_score > max(self.match_score_thr, self.nms_conf_thr))
-            )
-            ids = ids.masked_fill(suppressed, SUPPRESSED)
+            untracked = ~(matched | strong)
+        else:
+            claimed = matched = None
+            untracked = torch.ones_like(order, dtype=torch.bool)
 
         # 5. births: consecutive ids in score order
-        untracked = ids == UNTRACKED
         born = untracked & (scores > self.init_score_thr)
-        ids = torch.where(born, born.cumsum(0) + (self.num_tracks - 1), ids)
+        new_ids = born.cumsum(0) + (self.num_tracks - 1)
 
         # 6. memory update: matched tracks, newborns, backdrops, deaths
         if claimed is not None:
-            matched = (claimed >= 0).nonzero().squeeze(1)
-            if matched.numel():
+            ids = torch.where(born, new_ids, self.memory.ids_or_untracked(claimed))
+            rows = matched.nonzero().squeeze(1)
+            if rows.numel():
                 self.memory.update_tracks(
-                    claimed.index_select(0, matched),
-                    boxes.index_select(0, matched),
-                    embeds.index_select(0, matched),
-                    labels.index_select(0, matched),
+                    claimed.index_select(0, rows),
+                    boxes.index_select(0, rows),
+                    embeds.index_select(0, rows),
+                    labels.index_select(0, rows),
                     frame_id,
                     self.memo_momentum,
                 )
+            tracked = matched | born
+        else:
+            ids, tracked = new_ids, born
         newborn = born.nonzero().squeeze(1)
         if newborn.numel():
             self.memory.add_tracks(
@@ -159,14 +157,14 @@ class QDTracker:
         # backdrops: still untracked and not overlapping a surviving detection ranked above
         kept_ious = ious.index_select(0, kept).index_select(1, kept)
         crowded = max_overlap_with_higher_ranked(kept_ious) > self.nms_backdrop_iou_thr
-        backdrop = (untracked & ~born & ~crowded).nonzero().squeeze(1)
+        backdrop = (untracked & ~(born | crowded)).nonzero().squeeze(1)
         self.memory.push_backdrops(
             embeds.index_select(0, backdrop), labels.index_select(0, backdrop)
         )
         self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
         # 7. output: detections holding a track id in this frame
-        out = (ids >= 0).nonzero().squeeze(1)
+        out = tracked.nonzero().squeeze(1)
         return TrackerOutput(
             track_ids=ids.index_select(0, out),
             det_indices=order.index_select(0, out),
