@@ -55,6 +55,9 @@ class VideoDataModule(pl.LightningDataModule, ABC):
         seed: seeds the training shuffle and, through it, every worker's random stream.
     """
 
+    #: Name of the evaluation protocol (``qdtrack_pl.eval.protocols``) that scores this dataset.
+    evaluation_protocol: str = "mot"
+
     def __init__(
         self,
         *,

@@ -122,6 +122,8 @@ class BDD100KDataModule(_DatasetModule):
         on_unknown: ``"error"`` or ``"skip"`` (count and drop) labels of unknown classes.
     """
 
+    evaluation_protocol = "bdd100k"
+
     def __init__(
         self, root: str | Path, *, det_train: bool = True, on_unknown: str = "error", **kwargs: Any
     ) -> None:
@@ -145,6 +147,8 @@ class BDD100KDataModule(_DatasetModule):
 class TAODataModule(_DatasetModule):
     """TAO (annotated frames only). ``vocabulary``: one LVIS name per line (QDTrack's 482
     classes); None uses every unmerged category of the train json."""
+
+    evaluation_protocol = "tao"
 
     def __init__(self, root: str | Path, *, vocabulary: str | Path | None = None, **kwargs: Any):
         self.vocabulary = None if vocabulary is None else Path(vocabulary)

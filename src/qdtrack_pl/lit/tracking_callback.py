@@ -22,7 +22,7 @@ from torch import Tensor
 from qdtrack_pl.data.batch import FrameBatch
 from qdtrack_pl.data.video_index import VideoIndex
 from qdtrack_pl.eval.mot_results import TrackResults, write_mot_results
-from qdtrack_pl.eval.trackeval_adapter import EvalResult, evaluate_tracking
+from qdtrack_pl.eval.protocols import ProtocolResult, evaluate_protocol
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class TrackingEvaluator(pl.Callback):
         self.output_dir = Path(output_dir)
         self.iou_threshold = iou_threshold
         self._videos: dict[str, _VideoTracks] = {}
-        self.last_result: EvalResult | None = None
+        self.last_result: ProtocolResult | None = None
 
     # -- the loop hooks -------------------------------------------------------------------------
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
@@ -133,8 +133,11 @@ class TrackingEvaluator(pl.Callback):
             stage_dir = self.output_dir / stage
             for name, res in results.items():
                 write_mot_results(stage_dir / f"{name}.txt", res, gt.video(name))
-            self.last_result = evaluate_tracking(gt, results, iou_threshold=self.iou_threshold)
-            log.info("%s tracking metrics:\n%s", stage, self.last_result.table())
+            protocol = getattr(trainer.datamodule, "evaluation_protocol", "mot")
+            self.last_result = evaluate_protocol(
+                protocol, gt, results, self.iou_threshold, work_dir=stage_dir / protocol
+            )
+            log.info("%s tracking metrics (%s):\n%s", stage, protocol, self.last_result.table)
             metrics = {f"{stage}/{k}": float(v) for k, v in self.last_result.metrics.items()}
         metrics = trainer.strategy.broadcast(metrics, src=0)
         for name, value in metrics.items():

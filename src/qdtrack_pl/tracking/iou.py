@@ -13,7 +13,7 @@ from torch import Tensor
 from qdtrack_pl.ops.assignment import greedy_assign
 from qdtrack_pl.ops.box_iou import box_iou
 from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
-from qdtrack_pl.tracking.memory import TrackMemory
+from qdtrack_pl.tracking.memory import UNTRACKED, TrackMemory
 
 
 class IoUTracker:
@@ -68,7 +68,7 @@ class IoUTracker:
         labels = class_ids.index_select(0, order)
         no_embeds = embeddings.new_zeros(order.numel(), 0)  # the memory keeps no appearance
 
-        ids = torch.full_like(order, -1)
+        ids = torch.full_like(order, UNTRACKED)
         claimed = None
         if order.numel() and not self.memory.is_empty:
             overlap = box_iou(boxes, self.memory.boxes)
@@ -78,34 +78,14 @@ class IoUTracker:
                 overlap, self.match_iou_thr, row_ok=scores > self.obj_score_thr
             )
             claimed = assignment.claimed
-            ids = torch.where(
-                claimed >= 0, self.memory.ids.index_select(0, claimed.clamp(min=0)), ids
-            )
+            ids = self.memory.ids_or_untracked(claimed)
 
-        born = (ids == -1) & (scores > self.init_score_thr)
+        born = (ids == UNTRACKED) & (scores > self.init_score_thr)
         ids = torch.where(born, born.cumsum(0) + (self.num_tracks - 1), ids)
 
-        if claimed is not None:
-            matched = (claimed >= 0).nonzero().squeeze(1)
-            if matched.numel():
-                self.memory.update_tracks(
-                    claimed.index_select(0, matched),
-                    boxes.index_select(0, matched),
-                    no_embeds.index_select(0, matched),
-                    labels.index_select(0, matched),
-                    frame_id,
-                    momentum=1.0,
-                )
-        newborn = born.nonzero().squeeze(1)
-        if newborn.numel():
-            self.memory.add_tracks(
-                ids.index_select(0, newborn),
-                boxes.index_select(0, newborn),
-                no_embeds.index_select(0, newborn),
-                labels.index_select(0, newborn),
-                frame_id,
-            )
-            self.num_tracks += newborn.numel()
+        self.num_tracks += self.memory.commit(
+            claimed, born, ids, boxes, no_embeds, labels, frame_id, momentum=1.0
+        )
         self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
         out = (ids >= 0).nonzero().squeeze(1)

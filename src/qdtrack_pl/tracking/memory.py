@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 BACKDROP_ID = -1  # memory id of every backdrop entry
+UNTRACKED = -1  # track id of a detection that holds no track
 
 
 class Backdrops(NamedTuple):
@@ -69,19 +70,22 @@ class TrackMemory:
 
     def check_compatible(self, embeds: Tensor) -> None:
         """Raise ``ValueError`` if ``embeds`` cannot join the stored ones (dim, dtype, device)."""
-        stored = [self.embeds] if self.num_tracks else []
-        stored += [entry.embeds for entry in self.backdrops]
-        for reference in stored[:1]:
-            if embeds.shape[1] != reference.shape[1]:
-                raise ValueError(
-                    f"embeddings must have shape (N, {reference.shape[1]}) like the tracker "
-                    f"memory, got {tuple(embeds.shape)}"
-                )
-            if embeds.dtype != reference.dtype or embeds.device != reference.device:
-                raise ValueError(
-                    f"embeddings must be {reference.dtype} on {reference.device} like the tracker "
-                    f"memory, got {embeds.dtype} on {embeds.device}"
-                )
+        if self.num_tracks:
+            stored = self.embeds
+        elif self.backdrops:
+            stored = self.backdrops[0].embeds
+        else:
+            return
+        if embeds.shape[1] != stored.shape[1]:
+            raise ValueError(
+                f"embeddings must have shape (N, {stored.shape[1]}) like the tracker memory, "
+                f"got {tuple(embeds.shape)}"
+            )
+        if embeds.dtype != stored.dtype or embeds.device != stored.device:
+            raise ValueError(
+                f"embeddings must be {stored.dtype} on {stored.device} like the tracker memory, "
+                f"got {embeds.dtype} on {embeds.device}"
+            )
 
     def bank(self) -> MemoryBank:
         """Tracks then backdrops, concatenated for one affinity computation."""
@@ -95,8 +99,8 @@ class TrackMemory:
         )
 
     def ids_or_untracked(self, rows: Tensor) -> Tensor:
-        """Track id of each memory row in ``rows``; ``BACKDROP_ID`` (-1) where ``rows`` is -1."""
-        return torch.cat([self.ids, self.ids.new_full((1,), BACKDROP_ID)]).index_select(
+        """Track id of each memory row in ``rows``; ``UNTRACKED`` where ``rows`` is negative."""
+        return torch.cat([self.ids, self.ids.new_full((1,), UNTRACKED)]).index_select(
             0, rows.where(rows >= 0, self.num_tracks)
         )
 
@@ -135,6 +139,44 @@ class TrackMemory:
         self.embeds = torch.cat([self.embeds, embeds])
         self.labels = torch.cat([self.labels, labels])
         self.last_frame = torch.cat([self.last_frame, last_frame])
+
+    def commit(
+        self,
+        claimed: Tensor | None,
+        born: Tensor,
+        ids: Tensor,
+        boxes: Tensor,
+        embeds: Tensor,
+        labels: Tensor,
+        frame_id: int,
+        momentum: float,
+    ) -> int:
+        """Record one frame's associations; returns the number of tracks born.
+
+        Detection ``i`` updates memory row ``claimed[i]`` when that is >= 0 (``claimed`` is None
+        when nothing was matched) and starts track ``ids[i]`` when ``born[i]``.
+        """
+        if claimed is not None:
+            rows = (claimed >= 0).nonzero().squeeze(1)
+            if rows.numel():
+                self.update_tracks(
+                    claimed.index_select(0, rows),
+                    boxes.index_select(0, rows),
+                    embeds.index_select(0, rows),
+                    labels.index_select(0, rows),
+                    frame_id,
+                    momentum,
+                )
+        newborn = born.nonzero().squeeze(1)
+        if newborn.numel():
+            self.add_tracks(
+                ids.index_select(0, newborn),
+                boxes.index_select(0, newborn),
+                embeds.index_select(0, newborn),
+                labels.index_select(0, newborn),
+                frame_id,
+            )
+        return newborn.numel()
 
     def push_backdrops(self, embeds: Tensor, labels: Tensor) -> None:
         """Insert this frame's backdrops as the newest entry; the oldest past the ring falls out."""

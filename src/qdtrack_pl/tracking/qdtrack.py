@@ -131,29 +131,12 @@ class QDTracker:
         # 6. memory update: matched tracks, newborns, backdrops, deaths
         if claimed is not None:
             ids = torch.where(born, new_ids, self.memory.ids_or_untracked(claimed))
-            rows = matched.nonzero().squeeze(1)
-            if rows.numel():
-                self.memory.update_tracks(
-                    claimed.index_select(0, rows),
-                    boxes.index_select(0, rows),
-                    embeds.index_select(0, rows),
-                    labels.index_select(0, rows),
-                    frame_id,
-                    self.memo_momentum,
-                )
             tracked = matched | born
         else:
             ids, tracked = new_ids, born
-        newborn = born.nonzero().squeeze(1)
-        if newborn.numel():
-            self.memory.add_tracks(
-                ids.index_select(0, newborn),
-                boxes.index_select(0, newborn),
-                embeds.index_select(0, newborn),
-                labels.index_select(0, newborn),
-                frame_id,
-            )
-            self.num_tracks += newborn.numel()
+        self.num_tracks += self.memory.commit(
+            claimed, born, ids, boxes, embeds, labels, frame_id, self.memo_momentum
+        )
         # backdrops: still untracked and not overlapping a surviving detection ranked above
         kept_ious = ious.index_select(0, kept).index_select(1, kept)
         crowded = max_overlap_with_higher_ranked(kept_ious) > self.nms_backdrop_iou_thr

@@ -18,7 +18,7 @@ from qdtrack_pl.ops.assignment import greedy_assign
 from qdtrack_pl.ops.box_iou import box_iou
 from qdtrack_pl.ops.duplicate_removal import max_overlap_with_higher_ranked
 from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
-from qdtrack_pl.tracking.memory import TrackMemory
+from qdtrack_pl.tracking.memory import UNTRACKED, TrackMemory
 
 TAO_MATCH_METRICS = ("bisoftmax", "cosine")
 SCORE_COLUMN = 4  # track boxes are stored as (x1, y1, x2, y2, score), mmdet's convention
@@ -106,7 +106,7 @@ class TaoTracker:
         boxes, scores = boxes.index_select(0, order), scores.index_select(0, order)
         labels, embeds = class_ids.index_select(0, order), embeddings.index_select(0, order)
 
-        ids = torch.full_like(order, -1)
+        ids = torch.full_like(order, UNTRACKED)
         claimed = None
         if order.numel() and not self.memory.is_empty:
             bank = self.memory.bank()
@@ -121,37 +121,18 @@ class TaoTracker:
                 pair_ok=close_scores,
             )
             claimed = assignment.claimed
-            matched = claimed >= 0
-            ids = torch.where(matched, bank.ids.index_select(0, claimed.clamp(min=0)), ids)
+            ids = self.memory.ids_or_untracked(claimed)
             m = self.momentum_obj_score
             smoothed = m * scores + (1 - m) * track_scores.index_select(0, claimed.clamp(min=0))
-            scores = torch.where(matched, smoothed, scores)
+            scores = torch.where(claimed >= 0, smoothed, scores)
 
-        born = (ids == -1) & (scores > self.init_score_thr)
+        born = (ids == UNTRACKED) & (scores > self.init_score_thr)
         ids = torch.where(born, born.cumsum(0) + (self.num_tracks - 1), ids)
 
         boxes_with_scores = torch.cat([boxes, scores[:, None]], dim=1)
-        if claimed is not None:
-            matched_rows = (claimed >= 0).nonzero().squeeze(1)
-            if matched_rows.numel():
-                self.memory.update_tracks(
-                    claimed.index_select(0, matched_rows),
-                    boxes_with_scores.index_select(0, matched_rows),
-                    embeds.index_select(0, matched_rows),
-                    labels.index_select(0, matched_rows),
-                    frame_id,
-                    self.momentum_embed,
-                )
-        newborn = born.nonzero().squeeze(1)
-        if newborn.numel():
-            self.memory.add_tracks(
-                ids.index_select(0, newborn),
-                boxes_with_scores.index_select(0, newborn),
-                embeds.index_select(0, newborn),
-                labels.index_select(0, newborn),
-                frame_id,
-            )
-            self.num_tracks += newborn.numel()
+        self.num_tracks += self.memory.commit(
+            claimed, born, ids, boxes_with_scores, embeds, labels, frame_id, self.momentum_embed
+        )
         self.memory.remove_expired(frame_id, self.memo_frames)
 
         out = (ids >= 0).nonzero().squeeze(1)
