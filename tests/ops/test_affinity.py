@@ -57,12 +57,22 @@ def test_class_masked_bisoftmax_masks_before_normalising() -> None:
     d2t = exps / (exps.sum(1, keepdim=True) + 1e-6)
     t2d = exps / (exps.sum(0, keepdim=True) + 1e-6)
     out = class_masked_bisoftmax(DETS, MEMO, same)
-    assert out.dtype == torch.float32
     torch.testing.assert_close(out, ((d2t + t2d) / 2).float())
     assert (out[~same] == 0).all()
 
 
 def test_class_masked_bisoftmax_survives_large_dot_products() -> None:
-    big = torch.full((1, 4), 6.0)  # dot product 144: exp overflows float32, not float64
-    out = class_masked_bisoftmax(big, big, torch.ones(1, 1, dtype=torch.bool))
+    big = torch.full((2, 4), 6.0)  # dot products 144: exp overflows float32 in the original
+    same = torch.tensor([[True, False], [True, True]])
+    out = class_masked_bisoftmax(big, big, same)
     assert torch.isfinite(out).all()
+    # row 0 has one candidate (d2t 1); column 0 is shared by both rows (t2d 1/2 each)
+    torch.testing.assert_close(out, torch.tensor([[0.75, 0.0], [0.5, 0.75]]))
+
+
+def test_class_masked_bisoftmax_with_no_same_class_pair_is_zero() -> None:
+    out = class_masked_bisoftmax(DETS, MEMO, torch.zeros(2, 3, dtype=torch.bool))
+    assert (out == 0).all()
+    assert class_masked_bisoftmax(
+        torch.zeros(0, 2), MEMO, torch.zeros(0, 3, dtype=torch.bool)
+    ).shape == (0, 3)

@@ -60,16 +60,16 @@ def test_track_dies_after_exactly_memo_tracklet_frames(gap: int, same_id: bool) 
     assert run(tracker, [(box(0, 0), 0.9, 0, 0)], gap) == {0: 0 if same_id else 1}
 
 
-def test_unmatched_low_score_detection_becomes_a_backdrop() -> None:
+def test_unmatched_low_score_duplicate_becomes_a_backdrop() -> None:
     tracker = QDTracker()
-    run(tracker, [(box(0, 0), 0.9, 0, 0)], 0)
-    # a low-score box away from A with a new appearance: unmatched, not suppressed
-    out = run(tracker, [(box(0, 0), 0.9, 0, 0), (box(50, 0), 0.4, 0, 3)], 1)
-    assert out == {0: 0}
+    a, b = (box(0, 0), 0.9, 0, 0), (box(100, 0), 0.9, 0, 1)
+    run(tracker, [a, b], 0)
+    # a low-score box partly over A (IoU 60/340 < 0.3: not a duplicate) with a new appearance:
+    # matches nothing, is not suppressed, and is not crowded -> this frame's backdrop
+    assert run(tracker, [a, b, (box(7, 0), 0.4, 0, 3)], 1) == {0: 0, 1: 1}
     (entry,) = tracker.memory.backdrops
     torch.testing.assert_close(entry.embeds, torch.tensor([appearance(3)]))
-    bank = tracker.memory.bank()  # backdrops join the normalisation with id -1
-    assert bank.ids.tolist() == [0, -1]
+    assert tracker.memory.bank().ids.tolist() == [0, 1, -1]  # backdrops join with id -1
 
 
 def test_low_score_detection_of_a_live_track_is_suppressed_not_a_backdrop() -> None:

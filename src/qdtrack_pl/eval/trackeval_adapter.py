@@ -265,15 +265,11 @@ def evaluate_tracking(
     unknown_is_class = len(gt.class_names) == 1
 
     def run(class_id: int | None) -> dict[str, dict[str, Any]]:
-        return {
-            video.name: {
-                name: metric.eval_sequence(
-                    _sequence_data(video, checked[video.name], class_id, unknown_is_class)
-                )
-                for name, metric in metrics.items()
-            }
-            for video in gt.videos
-        }
+        per_seq = {}
+        for video in gt.videos:
+            data = _sequence_data(video, checked[video.name], class_id, unknown_is_class)
+            per_seq[video.name] = {name: m.eval_sequence(data) for name, m in metrics.items()}
+        return per_seq
 
     def combine(per_seq: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         return {

@@ -64,6 +64,19 @@ def _weights_url(name: str) -> str:
     return torchvision.models.get_model_weights(name).DEFAULT.url
 
 
+#: ResNets torchvision does not name: basic blocks per stage. ``resnet10`` halves resnet18's depth
+#: for the CPU default; there are no ImageNet weights for it.
+EXTRA_RESNETS: dict[str, list[int]] = {"resnet10": [1, 1, 1, 1]}
+
+
+def _build_resnet(name: str, norm: Norm) -> torchvision.models.ResNet:
+    if name in EXTRA_RESNETS:
+        return torchvision.models.ResNet(
+            torchvision.models.resnet.BasicBlock, EXTRA_RESNETS[name], norm_layer=_norm_layer(norm)
+        )
+    return torchvision.models.get_model(name, weights=None, norm_layer=_norm_layer(norm))
+
+
 def build_resnet_fpn(
     name: str = "resnet50",
     norm: Norm = "frozen_bn",
@@ -83,7 +96,7 @@ def build_resnet_fpn(
         raise ValueError(
             f"trainable_stages must lie in [0, {len(_RESNET_STAGES)}], got {trainable_stages}"
         )
-    resnet = torchvision.models.get_model(name, weights=None, norm_layer=_norm_layer(norm))
+    resnet = _build_resnet(name, norm)
     if style == "caffe":
         for layer in (resnet.layer2, resnet.layer3, resnet.layer4):
             block = layer[0]
@@ -93,6 +106,8 @@ def build_resnet_fpn(
     elif style != "pytorch":
         raise ValueError(f"style must be 'pytorch' or 'caffe', got {style!r}")
     if pretrained is not None:
+        if name in EXTRA_RESNETS:
+            raise ValueError(f"no pretrained weights exist for {name}; set pretrained_backbone: null")
         path = Path(pretrained)
         if not path.is_file():
             raise FileNotFoundError(

@@ -55,12 +55,20 @@ def get_affinity(name: str) -> AffinityFn:
 def class_masked_bisoftmax(
     det_embeds: Tensor, memo_embeds: Tensor, same_class: Tensor, eps: float = TAO_NORMALISER_EPS
 ) -> Tensor:
-    """The TAO tracker's bi-softmax: the class mask is applied to ``exp`` *before* normalising.
+    """The TAO tracker's bi-softmax: ``exp`` of the raw dot products is class-masked *before* it is
+    normalised over rows and over columns (each sum + ``eps``), then the two are averaged.
 
-    Computed in float64 so that ``exp`` of raw dot products up to ~700 stays finite (the original
-    overflows to NaN in float32 beyond ~88); the result is cast back to the input dtype.
+    Each normalisation is evaluated shifted by its row's / column's largest dot product (floored
+    at 0: ``exp(F - s) / (sum exp(F - s) + eps * exp(-s))`` equals the original), so dot products
+    beyond ~88, where the original overflows float32 to NaN (pitfall P7), stay finite.
     """
-    exps = torch.mm(det_embeds.double(), memo_embeds.double().t()).exp() * same_class
-    det_to_memo = exps / (exps.sum(dim=1, keepdim=True) + eps)
-    memo_to_det = exps / (exps.sum(dim=0, keepdim=True) + eps)
-    return ((det_to_memo + memo_to_det) / 2).to(det_embeds.dtype)
+    feats = torch.mm(det_embeds, memo_embeds.t()).masked_fill(~same_class, float("-inf"))
+    if feats.numel() == 0:
+        return feats
+    row_shift = feats.amax(dim=1, keepdim=True).clamp(min=0)
+    col_shift = feats.amax(dim=0, keepdim=True).clamp(min=0)
+    row_exps = (feats - row_shift).exp()
+    col_exps = (feats - col_shift).exp()
+    det_to_memo = row_exps / (row_exps.sum(dim=1, keepdim=True) + eps * (-row_shift).exp())
+    memo_to_det = col_exps / (col_exps.sum(dim=0, keepdim=True) + eps * (-col_shift).exp())
+    return (det_to_memo + memo_to_det) / 2

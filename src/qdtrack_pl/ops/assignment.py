@@ -6,9 +6,9 @@ this is a Python loop; here it runs in rounds. Each round computes every unresol
 column over the columns still free. A row's result is stale only if an earlier row of the round
 took that column, and only rows that may claim can change what later rows see, so the longest
 prefix without a stale claimable row is exactly what the sequential walk produces. Its claims are
-applied and the next round starts after it: usually one or two rounds, never more than N. A last
-pass gives every row its best over the columns claimed by no earlier row (this refreshes the rows
-that could not claim and were left stale).
+applied and the next round starts after it: usually one or two rounds, never more than N. Rows
+that could not claim but were left stale are refreshed at the end: their best over the columns
+claimed by no earlier row.
 
 Claimed columns are *excluded* from later rows' maxima. The original zeroes them instead; the two
 agree on every decision whenever ``threshold >= 0`` (a zeroed column can only win with confidence
@@ -29,18 +29,6 @@ class GreedyAssignment(NamedTuple):
     claimed: Tensor  # (N,) int64: column the row claimed, -1 if none
     best_score: Tensor  # (N,): best affinity over the columns free at its turn (-inf: none)
     best_col: Tensor  # (N,) int64: that column (meaningless where best_score is -inf)
-
-
-def _row_max(block: Tensor, col_index: Tensor, num_cols: int) -> tuple[Tensor, Tensor]:
-    """Row maxima and the *first* column reaching them (deterministic ties).
-
-    Same result as ``block.max(dim=1)`` without its index-tracking reduction, which on CPU is
-    several times slower than these three plain ops.
-    """
-    best = block.amax(dim=1)
-    # a NaN row matches no column: it gets the last one (a valid index) and, NaN, claims nothing
-    col = torch.where(block == best[:, None], col_index, num_cols - 1).amin(dim=1)
-    return best, col
 
 
 def greedy_assign(
@@ -65,20 +53,20 @@ def greedy_assign(
             best_col=torch.full((n,), -1, dtype=torch.long, device=device),
         )
     rows = torch.arange(n, device=device)
-    col_index = torch.arange(m, device=device)
     # claimer[c]: the row that claimed column c so far, n if none
     claimer = torch.full((m,), n, dtype=torch.long, device=device)
+    parts: list[tuple[Tensor, Tensor, Tensor]] = []  # (claimed, best, col) of each valid prefix
     start = 0
     while start < n:
         block = affinity[start:]
         if start:
             block = block.masked_fill((claimer < n)[None, :], float("-inf"))
-        best, col = _row_max(block, col_index, m)
+        best, col = block.max(dim=1)
         claims = best > threshold
         if row_ok is not None:
             claims &= row_ok[start:]
         if col_ok is not None:
-            claims &= col_ok[col]
+            claims &= col_ok.index_select(0, col)
         if pair_ok is not None:
             claims &= pair_ok[start:].gather(1, col[:, None]).squeeze(1)
         block_rows = rows[start:]
@@ -86,19 +74,26 @@ def greedy_assign(
         claimed_now = claimer.scatter_reduce(0, col, bids, reduce="amin")
         # stale: an earlier row of this round (not of an earlier round, whose columns are masked
         # and only reappear as a row's argmax when all are -inf) took the row's column
-        taker = claimed_now[col]
+        taker = claimed_now.index_select(0, col)
         stale = (taker >= start) & (taker < block_rows)
         if row_ok is not None:
             stale &= row_ok[start:]
         stop = int(torch.where(stale, block_rows, n).min())
+        size = stop - start
         if stop < n:  # only the valid prefix's claims stand
-            prefix = stop - start
-            claimed_now = claimer.scatter_reduce(0, col[:prefix], bids[:prefix], reduce="amin")
+            claimed_now = claimer.scatter_reduce(0, col[:size], bids[:size], reduce="amin")
+        parts.append((torch.where(claims[:size], col[:size], -1), best[:size], col[:size]))
         claimer, start = claimed_now, stop
-    # every row's best over the columns not claimed by an earlier row (exact for all rows,
-    # including those left stale above because they could not claim)
-    taken_before = claimer[None, :] < rows[:, None]
-    best, col = _row_max(affinity.masked_fill(taken_before, float("-inf")), col_index, m)
-    claimed = torch.full((n + 1,), -1, dtype=torch.long, device=device)
-    claimed = claimed.scatter(0, claimer, col_index)[:n]  # unclaimed columns land in slot n
+    claimed, best, col = (
+        (torch.cat(p) for p in zip(*parts, strict=True)) if len(parts) > 1 else parts[0]
+    )
+    # rows that could not claim were left stale when an earlier row took their column: give them
+    # their best over the columns claimed by no earlier row
+    stale_rows = (claimer.index_select(0, col) < rows).nonzero().squeeze(1)
+    if stale_rows.numel():
+        taken_before = claimer[None, :] < stale_rows[:, None]
+        masked = affinity.index_select(0, stale_rows).masked_fill(taken_before, float("-inf"))
+        fresh_best, fresh_col = masked.max(dim=1)
+        best = best.index_copy(0, stale_rows, fresh_best)
+        col = col.index_copy(0, stale_rows, fresh_col)
     return GreedyAssignment(claimed=claimed, best_score=best, best_col=col)
