@@ -116,7 +116,6 @@ class ReferenceQDTracker:
                 )
             if self.with_cats:
                 sims = sims * (labels.view(-1, 1) == memo_labels.view(1, -1)).float()
-            sims = sims.clone()
             for i in range(boxes.shape[0]):
                 conf, memo_ind = torch.max(sims[i, :], dim=0)
                 track_id = memo_ids[memo_ind]
@@ -132,7 +131,7 @@ class ReferenceQDTracker:
                 ids[i] = self.num_tracklets
                 self.num_tracklets += 1
 
-        self._update_memo(ids, boxes, scores, embeds, labels, frame_id)
+        self._update_memo(ids, boxes, embeds, labels, frame_id)
         out = [i for i in range(boxes.shape[0]) if ids[i] >= 0]
         return TrackerOutput(track_ids=ids[out], det_indices=inds[out], scores=scores[out])
 
@@ -140,7 +139,6 @@ class ReferenceQDTracker:
         self,
         ids: Tensor,
         boxes: Tensor,
-        scores: Tensor,
         embeds: Tensor,
         labels: Tensor,
         frame_id: int,
@@ -152,7 +150,6 @@ class ReferenceQDTracker:
             if track_id in self.tracklets:
                 tracklet = self.tracklets[track_id]
                 tracklet["bbox"] = boxes[i]
-                tracklet["score"] = scores[i]
                 tracklet["embed"] = (1 - self.memo_momentum) * tracklet["embed"] + (
                     self.memo_momentum * embeds[i]
                 )
@@ -161,7 +158,6 @@ class ReferenceQDTracker:
             else:
                 self.tracklets[track_id] = dict(
                     bbox=boxes[i],
-                    score=scores[i],
                     embed=embeds[i],
                     label=labels[i],
                     last_frame=frame_id,
@@ -175,7 +171,6 @@ class ReferenceQDTracker:
         self.backdrops.insert(
             0,
             dict(
-                bboxes=boxes[backdrop_inds],
                 embeds=embeds[backdrop_inds],
                 labels=labels[backdrop_inds],
             ),

@@ -37,5 +37,11 @@ def test_dropped_boxes_still_suppress() -> None:
     assert duplicates(ious, high, 0.5, 0.3, 0.7).tolist() == [False, False, False]
 
 
+def test_only_marked_suppressors_count() -> None:
+    ious = torch.tensor([[1.0, 0.5, 0.0], [0.5, 1.0, 0.25], [0.0, 0.25, 1.0]])
+    survivors = torch.tensor([True, False, True])
+    assert max_overlap_with_higher_ranked(ious, survivors).tolist() == [0.0, 0.5, 0.0]
+
+
 def test_max_overlap_empty() -> None:
     assert max_overlap_with_higher_ranked(torch.zeros(0, 0)).shape == (0,)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from qdtrack_pl.cli.utils import (
     apply_extras,
@@ -35,8 +35,11 @@ def run_eval(cfg: DictConfig) -> dict[str, float]:
     callbacks = instantiate_list(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_list(cfg.get("logger"), "logger")
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:  # the resolved config next to the metrics (wandb, tensorboard, csv)
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     metrics = run_evaluation(trainer, module, datamodule, cfg.eval_split, ckpt_path=None)
-    write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+    if trainer.is_global_zero:  # DDP: every rank holds the same (broadcast) metrics
+        write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
     return metrics
 
 

@@ -59,7 +59,7 @@ def track_frames(
             frame,
             out.track_ids.cpu().numpy(),
             (dets.boxes[keep] / scale).cpu().numpy(),
-            dets.scores[keep].cpu().numpy(),
+            out.scores.cpu().numpy(),
             dets.class_ids[keep].cpu().numpy(),
         )
 

@@ -46,7 +46,8 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         log.info("evaluating %s on the %s split", best or "the final weights", cfg.eval_split)
         metrics.update(run_evaluation(trainer, module, datamodule, cfg.eval_split, best or None))
 
-    write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+    if trainer.is_global_zero:  # DDP: every rank holds the same (broadcast) metrics
+        write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
     return metrics
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 
 from qdtrack_pl.data.pairs import (
     PairDataset,
@@ -157,11 +158,19 @@ class VideoDataModule(pl.LightningDataModule, ABC):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=RandomSampler(dataset, generator=generator),
+            sampler=self.train_sampler(dataset, generator),
             generator=generator,
             collate_fn=partial(collate_pairs, pad_divisor=self.pad_divisor),
             **self._loader_kwargs(),
         )
+
+    def train_sampler(self, dataset: PairDataset, generator: torch.Generator) -> Sampler[int]:
+        """Shuffled pairs; under ``torch.distributed`` each rank draws its own disjoint shard
+        (``DistributedSampler``, reshuffled every epoch through ``set_epoch``, which Lightning
+        calls), so ``use_distributed_sampler: false`` keeps training sharded."""
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            return DistributedSampler(dataset, shuffle=True, seed=self.seed, drop_last=False)
+        return RandomSampler(dataset, generator=generator)
 
     def frame_dataloader(self, stage: str) -> DataLoader:
         """Frames of the ``stage`` split, whole videos in order (per rank under DDP)."""

@@ -18,5 +18,6 @@ def run_evaluation(
     if split not in EVAL_SPLITS:
         raise ValueError(f"eval_split must be one of {EVAL_SPLITS}, got {split!r}")
     loop = trainer.validate if split == "val" else trainer.test
-    results = loop(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    # Our checkpoints pickle the optimizer/scheduler partials: load them as trusted files.
+    results = loop(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
     return {k: float(v) for k, v in (results[0] if results else {}).items()}

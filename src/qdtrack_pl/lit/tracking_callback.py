@@ -118,7 +118,7 @@ class TrackingEvaluator(pl.Callback):
                 frame_index,
                 out.track_ids.cpu(),
                 dets.boxes[keep].cpu(),
-                dets.scores[keep].cpu(),
+                out.scores.cpu(),
                 dets.class_ids[keep].cpu(),
             )
 

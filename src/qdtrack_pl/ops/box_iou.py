@@ -17,15 +17,12 @@ UNION_EPS = 1e-6  # mmdet's ``bbox_overlaps`` default
 def box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = UNION_EPS) -> Tensor:
     """IoU between every box of ``boxes1`` (N, 4) and every box of ``boxes2`` (M, 4) -> (N, M)."""
     a = boxes1.t().contiguous()  # (4, N): rows x1, y1, x2, y2
-    area1 = (a[2] - a[0]) * (a[3] - a[1])
-    if boxes2 is boxes1:
-        b, area2 = a, area1
-    else:
-        b = boxes2.t().contiguous()
-        area2 = (b[2] - b[0]) * (b[3] - b[1])
+    b = a if boxes2 is boxes1 else boxes2.t().contiguous()
+    area1 = (a[2:] - a[:2]).prod(dim=0)
+    area2 = area1 if boxes2 is boxes1 else (b[2:] - b[:2]).prod(dim=0)
     top_left = a[:2, :, None].maximum(b[:2, None, :])
     bottom_right = a[2:, :, None].minimum(b[2:, None, :])
-    wh = (bottom_right - top_left).clamp_(min=0)
+    wh = bottom_right.sub_(top_left).clamp_(min=0)
     overlap = wh[0] * wh[1]
-    union = (area1[:, None] + area2 - overlap).clamp_(min=eps)
-    return overlap / union
+    union = (area1[:, None] + area2).sub_(overlap).clamp_(min=eps)
+    return overlap.div_(union)

@@ -12,14 +12,18 @@ from __future__ import annotations
 from torch import Tensor
 
 
-def max_overlap_with_higher_ranked(ious: Tensor) -> Tensor:
+def max_overlap_with_higher_ranked(ious: Tensor, suppressors: Tensor | None = None) -> Tensor:
     """(N,): ``max_{j < i} ious[i, j]`` for rank-ordered boxes (highest first); 0 for the first.
 
-    ``ious`` is (N, N) with values >= 0; zero entries (e.g. across classes) never suppress.
+    ``ious`` is (N, N) with values >= 0; zero entries (e.g. across classes) never suppress. With
+    ``suppressors`` (bool (N,)) only the boxes ``j`` it marks count.
     """
     if ious.shape[0] == 0:
         return ious.new_zeros(0)
-    return ious.tril(-1).amax(dim=1)
+    lower = ious.tril(-1)
+    if suppressors is not None:
+        lower = lower * suppressors
+    return lower.amax(dim=1)
 
 
 def duplicates(

@@ -43,9 +43,9 @@ class QDTracker:
     ) -> None:
         if not 0.0 <= memo_momentum <= 1.0:
             raise ValueError(f"memo_momentum must be in [0, 1], got {memo_momentum}")
-        if memo_tracklet_frames < 0:
-            raise ValueError(f"memo_tracklet_frames must be >= 0, got {memo_tracklet_frames}")
         for name, value in (
+            ("memo_tracklet_frames", memo_tracklet_frames),
+            ("memo_backdrop_frames", memo_backdrop_frames),
             ("match_score_thr", match_score_thr),
             ("nms_backdrop_iou_thr", nms_backdrop_iou_thr),
             ("nms_class_iou_thr", nms_class_iou_thr),
@@ -95,7 +95,8 @@ class QDTracker:
         duplicate = duplicates(
             ious, scores, self.obj_score_thr, self.nms_backdrop_iou_thr, self.nms_class_iou_thr
         )
-        kept = (~duplicate).nonzero().squeeze(1)
+        survivor = ~duplicate
+        kept = survivor.nonzero().squeeze(1)
         order = order.index_select(0, kept)
         boxes, scores = boxes.index_select(0, kept), scores.index_select(0, kept)
         labels, embeds = class_ids.index_select(0, order), embeddings.index_select(0, order)
@@ -138,8 +139,8 @@ class QDTracker:
             claimed, born, ids, boxes, embeds, labels, frame_id, self.memo_momentum
         )
         # backdrops: still untracked and not overlapping a surviving detection ranked above
-        kept_ious = ious.index_select(0, kept).index_select(1, kept)
-        crowded = max_overlap_with_higher_ranked(kept_ious) > self.nms_backdrop_iou_thr
+        overlap = max_overlap_with_higher_ranked(ious, suppressors=survivor).index_select(0, kept)
+        crowded = overlap > self.nms_backdrop_iou_thr
         backdrop = (untracked & ~(born | crowded)).nonzero().squeeze(1)
         self.memory.push_backdrops(
             embeds.index_select(0, backdrop), labels.index_select(0, backdrop)
