@@ -38,7 +38,7 @@ PARAMS = {  # keyed by (workload, device type, quick)
     ("small@320x192", "cpu", True): Params(1, 10),
     ("small@320x192", "cpu", False): Params(2, 60),
     ("r50@1088x608", "cpu", True): Params(0, 1),
-    ("r50@1088x608", "cpu", False): Params(1, 3),
+    ("r50@1088x608", "cpu", False): Params(1, 2),
     ("small@320x192", "cuda", True): Params(3, 20),
     ("small@320x192", "cuda", False): Params(5, 100),
     ("r50@1088x608", "cuda", True): Params(3, 20),

@@ -122,7 +122,9 @@ def _memory_rows(block: dict[str, Any]) -> list[Row]:
             )
         )
         gpu = entry["gpu"]
-        value = _skipped(gpu) or f"{gpu['peak_allocated_mib']:.0f} MiB max allocated"
+        value = _skipped(gpu) or (
+            f"batch {gpu['batch_size']}: {gpu['peak_allocated_mib']:.0f} MiB max allocated"
+        )
         rows.append(("memory", f"{name} training step, GPU", value))
     return rows
 

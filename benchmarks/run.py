@@ -34,19 +34,19 @@ Benchmark = Callable[[bool, dict[str, Any]], dict[str, Any]]
 
 def _train_pairs_per_s(quick: bool, done: dict[str, Any]) -> float:
     """The small workload's CPU training throughput: from this run, or measured now."""
-    block = done.get("training") or {
-        "workloads": {SMALL.name: training.workload_block(SMALL, quick)}
-    }
-    return block["workloads"][SMALL.name]["cpu_fp32"]["pairs_per_s"]
+    if "training" in done:
+        return done["training"]["workloads"][SMALL.name]["cpu_fp32"]["pairs_per_s"]
+    return training.cpu_probe(SMALL, quick)["pairs_per_s"]
 
 
-BENCHMARKS: dict[str, Benchmark] = {  # in running order: data_loading reuses training's figure
+# In running order: data_loading and memory reuse the training benchmark's CPU measurements.
+BENCHMARKS: dict[str, Benchmark] = {
     "tracker_latency": lambda quick, done: tracker_latency.run(quick),
     "training": lambda quick, done: training.run(quick),
     "inference": lambda quick, done: inference.run(quick),
     "data_loading": lambda quick, done: data_loading.run(quick, _train_pairs_per_s(quick, done)),
     "evaluation": lambda quick, done: evaluation.run(quick),
-    "memory": lambda quick, done: memory.run(quick),
+    "memory": lambda quick, done: memory.run(done.get("training")),
 }
 
 

@@ -2,14 +2,18 @@
 
 A step is what ``QDTrackModule.training_step`` plus Lightning's automatic optimisation do:
 ``forward_train``, the sum of the losses, ``backward`` and the configured optimiser's ``step``. No
-value is read back to the host inside the timed loop. On CPU both workloads run in fp32; on a GPU
-each workload also runs with AMP (bf16, fp16 with a gradient scaler) and channels_last, and every
-option reports its speed-up over fp32 on the same GPU.
+value is read back to the host inside the timed loop. On CPU both workloads run in fp32, each in a
+fresh process that also records the step's peak memory (``benchmarks.train_probe``); on a GPU each
+workload also runs with AMP (bf16, fp16 with a gradient scaler) and channels_last, and every option
+reports its speed-up over fp32 on the same GPU.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 import warnings
 from contextlib import nullcontext
 from typing import Any, NamedTuple
@@ -17,7 +21,13 @@ from typing import Any, NamedTuple
 import torch
 from omegaconf import DictConfig
 
-from benchmarks.common import SKIPPED_NO_CUDA, cuda_available, summarize, time_repeats
+from benchmarks.common import (
+    REPO_ROOT,
+    SKIPPED_NO_CUDA,
+    cuda_available,
+    summarize,
+    time_repeats,
+)
 from benchmarks.workloads import (
     WORKLOADS,
     Workload,
@@ -45,7 +55,7 @@ class Variant(NamedTuple):
 
 CPU_PARAMS = {
     "small@320x192": {True: Params(1, 2), False: Params(2, 6)},  # keyed by quick
-    "r50@1088x608": {True: Params(0, 1), False: Params(1, 2)},
+    "r50@1088x608": {True: Params(1, 1), False: Params(1, 2)},
 }
 GPU_PARAMS = {True: Params(2, 3), False: Params(3, 10)}
 GPU_VARIANTS = (
@@ -99,30 +109,52 @@ def to_channels_last(batch: PairBatch) -> PairBatch:
     )
 
 
-def measure(
-    cfg: DictConfig,
-    model: QDTrackModel,
-    batches: list[PairBatch],
-    device: torch.device,
-    params: Params,
-    variant: Variant = GPU_VARIANTS[0],
+def throughput(
+    step: TrainStep, batches: list[PairBatch], params: Params, device: torch.device
 ) -> dict[str, Any]:
-    """Pairs per second of a copy of ``model`` (so every variant starts from the same weights)."""
-    model = copy.deepcopy(model).to(device)
-    if variant.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        batches = [to_channels_last(b) for b in batches]
-    step = TrainStep(model, build_optimizer(cfg, model), device, variant.amp_dtype)
-    feed = iter(batches)  # one fresh batch per call: warm-up and timed
+    """Pairs per second of ``step``, one fresh batch per call (warm-up calls included)."""
+    feed = iter(batches)
     seconds = time_repeats(lambda: step(next(feed)), params.warmup, params.steps, device)
     timing = summarize(seconds)
     pairs = len(batches[0])
     return {
         "batch_size": pairs,
         "image_size": list(batches[0].key_images.shape[-2:][::-1]),  # width, height (padded)
+        "warmup_steps": params.warmup,
         "step": timing,
         "pairs_per_s": pairs / (timing["median_ms"] / 1e3),
     }
+
+
+def measure_variant(
+    cfg: DictConfig,
+    model: QDTrackModel,
+    batches: list[PairBatch],
+    params: Params,
+    variant: Variant,
+) -> dict[str, Any]:
+    """GPU throughput of a copy of ``model`` (so every variant starts from the same weights)."""
+    device = torch.device("cuda")
+    model = copy.deepcopy(model).to(device)
+    if variant.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        batches = [to_channels_last(b) for b in batches]
+    step = TrainStep(model, build_optimizer(cfg, model), device, variant.amp_dtype)
+    return throughput(step, batches, params, device)
+
+
+def probe(workload: Workload, device_type: str, params: Params) -> dict[str, Any]:
+    """Throughput and peak memory of fp32 steps in a fresh process (``benchmarks.train_probe``):
+    on CPU nothing of this process (allocator high-water marks, thread pools) leaks in."""
+    command = [sys.executable, "-m", "benchmarks.train_probe", workload.name, device_type]
+    command += [str(params.warmup), str(params.steps), "--threads", str(torch.get_num_threads())]
+    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"training probe of {workload.name} on {device_type} failed:\n"
+            + completed.stderr[-2000:]
+        )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def count_syncs(step: TrainStep, batch: PairBatch) -> int:
@@ -137,19 +169,19 @@ def count_syncs(step: TrainStep, batch: PairBatch) -> int:
     return sum("synchroniz" in str(w.message) for w in caught)
 
 
-def gpu_block(
-    cfg: DictConfig, workload: Workload, model: QDTrackModel, quick: bool
-) -> dict[str, Any]:
+def gpu_block(workload: Workload, quick: bool) -> dict[str, Any]:
     """Every GPU variant of one workload with its speed-up over fp32."""
     device = torch.device("cuda")
+    cfg = load_config(workload)
+    model = build_model(cfg)
     params = GPU_PARAMS[quick]
     batches = training_batches(cfg, workload, device, params.warmup + params.steps)
-    variants = {v.name: measure(cfg, model, batches, device, params, v) for v in GPU_VARIANTS}
+    variants = {v.name: measure_variant(cfg, model, batches, params, v) for v in GPU_VARIANTS}
     base = variants["fp32"]["pairs_per_s"]
     for result in variants.values():
         result["speedup_vs_fp32"] = result["pairs_per_s"] / base
-    probe = copy.deepcopy(model).to(device)
-    step = TrainStep(probe, build_optimizer(cfg, probe), device)
+    fresh = copy.deepcopy(model).to(device)
+    step = TrainStep(fresh, build_optimizer(cfg, fresh), device)
     step(batches[0])  # the first step also creates the optimiser state
     return {
         "device": torch.cuda.get_device_name(device),
@@ -158,17 +190,17 @@ def gpu_block(
     }
 
 
+def cpu_probe(workload: Workload, quick: bool) -> dict[str, Any]:
+    """fp32 on CPU with all torch threads, in a fresh process; includes the step's peak memory."""
+    return probe(workload, "cpu", CPU_PARAMS[workload.name][quick])
+
+
 def workload_block(workload: Workload, quick: bool) -> dict[str, Any]:
-    """One workload in fp32 on CPU (all torch threads), and on the GPU when there is one."""
-    cfg = load_config(workload)
-    model = build_model(cfg)
-    params = CPU_PARAMS[workload.name][quick]
-    batches = training_batches(cfg, workload, torch.device("cpu"), params.warmup + params.steps)
     return {
         "model_config": workload.model,
         "data": "synth train pairs" if workload.data == "synth" else "generated MOT17-sized pairs",
-        "cpu_fp32": measure(cfg, model, batches, torch.device("cpu"), params),
-        "gpu": gpu_block(cfg, workload, model, quick) if cuda_available() else SKIPPED_NO_CUDA,
+        "cpu_fp32": cpu_probe(workload, quick),
+        "gpu": gpu_block(workload, quick) if cuda_available() else SKIPPED_NO_CUDA,
     }
 
 

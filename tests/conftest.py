@@ -39,7 +39,9 @@ def compose_config(tmp_path: Path) -> ComposeFn:
     in a command-line run.
     """
 
-    def _compose(config_name: str = "train", overrides: tuple[str, ...] | list[str] = ()) -> DictConfig:
+    def _compose(
+        config_name: str = "train", overrides: tuple[str, ...] | list[str] = ()
+    ) -> DictConfig:
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose(

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import run, tracker_latency
-from benchmarks.report import markdown
+from benchmarks import report, run, tracker_latency
 
 MACHINE_KEYS = {"cpu", "logical_cores", "usable_cores", "torch", "cuda_available", "gpu"}
 TIMING_KEYS = {"median_ms", "mean_ms", "min_ms", "max_ms", "repeats"}
@@ -49,7 +48,7 @@ def test_tracker_block_holds_every_figure(results: dict) -> None:
 
 
 def test_markdown_table_lists_the_tracker_figures(results: dict) -> None:
-    table = markdown(results)
+    table = report.markdown(results)
     assert "| benchmark | figure | value |" in table
     assert table.count("| tracker |") == len(tracker_latency.DETECTION_COUNTS) + 1
 

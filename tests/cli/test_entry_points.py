@@ -69,7 +69,8 @@ def test_iou_baseline_runs_behind_the_same_interface(
     trained_run: Path, compose_config, tmp_path: Path
 ) -> None:
     cfg = compose_config(
-        "eval", _small(tmp_path, f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", "tracker=iou")
+        "eval",
+        _small(tmp_path, f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", "tracker=iou"),
     )
     assert "val/HOTA" in run_eval(cfg)
 

@@ -1,6 +1,7 @@
 """`qdtrack-eval`: track the evaluation split with a checkpoint and score it with TrackEval.
 
-Tracker-only sweeps need no retraining: ``qdtrack-eval -m ckpt_path=... tracker.obj_score_thr=0.3,0.5``.
+Tracker-only sweeps need no retraining:
+``qdtrack-eval -m ckpt_path=... tracker.obj_score_thr=0.3,0.5``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from qdtrack_pl.cli.config_check import validate_config
 from qdtrack_pl.cli.utils import (
     apply_extras,
     config_dir,
@@ -27,6 +29,7 @@ from qdtrack_pl.lit.evaluation import run_evaluation
 @task_wrapper
 def run_eval(cfg: DictConfig) -> dict[str, float]:
     """Load ``ckpt_path`` into the configured model, track ``eval_split``, return the metrics."""
+    validate_config(cfg)
     apply_extras(cfg)
     seed_everything(cfg)
     datamodule = instantiate(cfg.data)

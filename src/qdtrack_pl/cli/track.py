@@ -14,6 +14,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from qdtrack_pl.cli.config_check import validate_config
 from qdtrack_pl.cli.utils import apply_extras, config_dir, log
 from qdtrack_pl.data.frames import FrameSource
 from qdtrack_pl.eval.mot_results import TrackResults, write_mot_results
@@ -35,7 +36,9 @@ def _to_tensor(frame: np.ndarray, input_size: tuple[int, int] | None) -> tuple[t
     height, width = frame.shape[:2]
     scale = min(input_size[0] / width, input_size[1] / height)
     size = (round(height * scale), round(width * scale))
-    resized = torch.nn.functional.interpolate(image, size=size, mode="bilinear", align_corners=False)
+    resized = torch.nn.functional.interpolate(
+        image, size=size, mode="bilinear", align_corners=False
+    )
     return resized, scale
 
 
@@ -66,6 +69,7 @@ def track_frames(
 
 def run_tracking(cfg: DictConfig) -> Path:
     """Track ``cfg.input``; return the MOT results file."""
+    validate_config(cfg, groups=("model", "tracker"))
     apply_extras(cfg)
     source = FrameSource(Path(cfg.input))
     device = _device(cfg.device)

@@ -7,7 +7,9 @@ from pathlib import Path
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from qdtrack_pl.cli.config_check import validate_config
 from qdtrack_pl.cli.utils import (
     apply_extras,
     config_dir,
@@ -25,7 +27,8 @@ from qdtrack_pl.lit.evaluation import run_evaluation
 
 @task_wrapper
 def run_training(cfg: DictConfig) -> dict[str, float]:
-    """Train (unless ``train=false``), then evaluate with the best checkpoint; return all metrics."""
+    """Train (unless ``train=false``), evaluate with the best checkpoint, return all metrics."""
+    validate_config(cfg)  # wrong keys/types fail here, in a second, naming the key
     apply_extras(cfg)
     seed_everything(cfg)
     datamodule = instantiate(cfg.data)
@@ -39,7 +42,19 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     metrics: dict[str, float] = {}
     if cfg.get("train", True):
         ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), cfg.paths.output_dir)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        if ckpt_path is not None:
+            log.info("resuming from %s", ckpt_path)
+        try:
+            # our checkpoints pickle the optimizer/scheduler partials: load them as trusted files
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=False)
+        except SIGTERMException:
+            log.warning(
+                "training stopped by SIGTERM at global step %d; resume it with `qdtrack-train "
+                "<the same overrides> ckpt_path=last hydra.run.dir=%s`",
+                trainer.global_step,
+                cfg.paths.output_dir,
+            )
+            raise
         metrics.update(to_floats(trainer.callback_metrics))
     if cfg.get("evaluate", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

@@ -63,7 +63,9 @@ def print_config_tree(cfg: DictConfig) -> None:
     for key, value in cfg.items():
         if key == "hydra":
             continue
-        text = OmegaConf.to_yaml(value, resolve=False) if isinstance(value, DictConfig) else str(value)
+        text = (
+            OmegaConf.to_yaml(value, resolve=False) if isinstance(value, DictConfig) else str(value)
+        )
         tree.add(f"[bold]{key}[/bold]").add(text)
     rich_print(tree)
 

@@ -30,6 +30,7 @@ class PairBatch(NamedTuple):
     ref_images: Tensor  # (B, 3, H, W)
     key_targets: list[FrameTargets]
     ref_targets: list[FrameTargets]
+    skipped_images: tuple[str, ...] = ()  # unreadable images whose pairs were replaced (data)
 
     def to(self, device: torch.device | str) -> PairBatch:
         return PairBatch(
@@ -37,6 +38,7 @@ class PairBatch(NamedTuple):
             self.ref_images.to(device, non_blocking=True),
             [t.to(device) for t in self.key_targets],
             [t.to(device) for t in self.ref_targets],
+            self.skipped_images,
         )
 
     def __len__(self) -> int:

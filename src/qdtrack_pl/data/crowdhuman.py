@@ -15,8 +15,8 @@ from pathlib import Path
 from PIL import Image
 
 from qdtrack_pl.data.dataset_root import require_path
-from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.json_fields import field, number_list, parse_json_line
+from qdtrack_pl.data.errors import DatasetFormatError, read_text
+from qdtrack_pl.data.json_fields import field, number_list, parse_json_line, xywh_box
 from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
 
 DOWNLOAD_URL = "https://www.crowdhuman.org/download.html"
@@ -33,6 +33,10 @@ def image_size(path: Path) -> tuple[int, int]:
             return image.size
     except FileNotFoundError as err:
         raise DatasetFormatError(f"{path}: image listed in the annotation file is missing") from err
+    except OSError as err:  # PIL.UnidentifiedImageError and unreadable files
+        raise DatasetFormatError(
+            f"{path}: not a readable image ({err}); expected a JPEG file (re-download it)"
+        ) from err
 
 
 def parse_record(record: dict, where: str) -> FrameAnnotations:
@@ -45,10 +49,10 @@ def parse_record(record: dict, where: str) -> FrameAnnotations:
             raise DatasetFormatError(
                 f"{at}: field 'tag': expected {PERSON_TAG!r} or {IGNORE_TAG!r}, got {tag!r}"
             )
-        x, y, w, h = number_list(gtbox, "fbox", 4, at)
+        x1, y1, x2, y2 = xywh_box(gtbox, "fbox", at)
         extra = gtbox.get("extra") or {}
         ignore = tag == IGNORE_TAG or extra.get("ignore", 0) == 1
-        rows.append(([x, y, x + w, y + h], _visibility(gtbox, w * h, at), ignore))
+        rows.append(([x1, y1, x2, y2], _visibility(gtbox, (x2 - x1) * (y2 - y1), at), ignore))
     if not rows:
         return FrameAnnotations.empty()
     boxes, visibility, ignore = zip(*rows, strict=True)
@@ -82,28 +86,27 @@ def read_crowdhuman(root: Path, split: str) -> VideoIndex:
         download_url=DOWNLOAD_URL,
     )
     videos = []
-    with open(odgt, encoding="utf-8") as lines:
-        for line_no, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{odgt}: line {line_no}"
-            record = parse_json_line(line, odgt, line_no)
-            image_id = field(record, "ID", str, where)
-            image_path = image_dir / f"{image_id}.jpg"
-            width, height = image_size(image_path)
-            frame = Frame(
-                index=0,
-                image_path=image_path,
-                annotations=parse_record(record, where),
-                source_frame_id=0,
+    for line_no, line in enumerate(read_text(odgt).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{odgt}: line {line_no}"
+        record = parse_json_line(line, odgt, line_no)
+        image_id = field(record, "ID", str, where)
+        image_path = image_dir / f"{image_id}.jpg"
+        width, height = image_size(image_path)
+        frame = Frame(
+            index=0,
+            image_path=image_path,
+            annotations=parse_record(record, where),
+            source_frame_id=0,
+        )
+        videos.append(
+            Video(
+                name=image_id.replace(",", "_"),
+                frames=(frame,),
+                width=width,
+                height=height,
+                is_static=True,
             )
-            videos.append(
-                Video(
-                    name=image_id.replace(",", "_"),
-                    frames=(frame,),
-                    width=width,
-                    height=height,
-                    is_static=True,
-                )
-            )
+        )
     return VideoIndex(videos=tuple(videos), class_names=CLASS_NAMES, name=f"crowdhuman_{split}")

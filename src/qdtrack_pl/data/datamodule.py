@@ -14,9 +14,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import DataLoader
 
+from qdtrack_pl.data.errors import DatasetFormatError
 from qdtrack_pl.data.pairs import (
     PairDataset,
     SequenceDataset,
@@ -24,6 +24,7 @@ from qdtrack_pl.data.pairs import (
     collate_frames,
     collate_pairs,
 )
+from qdtrack_pl.data.resumable import EpochSampler, ResumableDataLoader
 from qdtrack_pl.data.transforms import FrameTransform, PhotometricJitter
 from qdtrack_pl.data.video_index import VideoIndex
 
@@ -151,26 +152,32 @@ class VideoDataModule(pl.LightningDataModule, ABC):
         }
 
     def train_dataloader(self) -> DataLoader:
-        dataset = PairDataset(
-            self.index("train"), self.train_transform, self.scope, self.skip_nomatch
-        )
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
+        """Shuffled pairs (see :meth:`train_sampler`); the loader's position is saved in
+        checkpoints (:mod:`qdtrack_pl.data.resumable`), so a run resumed mid-epoch trains on the
+        batches an uninterrupted run would."""
+        index = self.index("train")
+        dataset = PairDataset(index, self.train_transform, self.scope, self.skip_nomatch)
+        if len(dataset) == 0:
+            raise DatasetFormatError(
+                f"the train split ({index.name or type(self).__name__}, {len(index)} videos) has "
+                "no training pair: no annotated frame has a target (a non-ignored box of at least "
+                "1 pixel overlapping the image); check the annotations and the class rules"
+            )
+        return ResumableDataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=self.train_sampler(dataset, generator),
-            generator=generator,
+            sampler=self.train_sampler(dataset),
+            # the loader's own generator: creating an iterator never touches the global RNG
+            generator=torch.Generator().manual_seed(self.seed),
             collate_fn=partial(collate_pairs, pad_divisor=self.pad_divisor),
             **self._loader_kwargs(),
         )
 
-    def train_sampler(self, dataset: PairDataset, generator: torch.Generator) -> Sampler[int]:
-        """Shuffled pairs; under ``torch.distributed`` each rank draws its own disjoint shard
-        (``DistributedSampler``, reshuffled every epoch through ``set_epoch``, which Lightning
-        calls), so ``use_distributed_sampler: false`` keeps training sharded."""
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            return DistributedSampler(dataset, shuffle=True, seed=self.seed, drop_last=False)
-        return RandomSampler(dataset, generator=generator)
+    def train_sampler(self, dataset: PairDataset) -> EpochSampler:
+        """Shuffled pairs, one permutation per epoch from ``(seed, epoch)``; under
+        ``torch.distributed`` each rank draws its own disjoint shard (Lightning calls
+        ``set_epoch``), so ``use_distributed_sampler: false`` keeps training sharded."""
+        return EpochSampler(len(dataset), seed=self.seed)
 
     def frame_dataloader(self, stage: str) -> DataLoader:
         """Frames of the ``stage`` split, whole videos in order (per rank under DDP)."""

@@ -1,6 +1,8 @@
-"""The one exception dataset readers raise for data on disk that breaks its format."""
+"""The exceptions dataset readers raise for data on disk that breaks its format."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class DatasetFormatError(ValueError):
@@ -9,3 +11,27 @@ class DatasetFormatError(ValueError):
     The message names the offending path (and the 1-based line for text files), so a user can fix
     the data without reading the reader's code.
     """
+
+
+class ImageReadError(DatasetFormatError):
+    """An image file listed by a dataset is missing or cannot be decoded.
+
+    ``path`` is the file. The single-message constructor keeps the exception re-raisable by
+    ``torch.utils.data`` when it crosses a DataLoader worker boundary.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else Path(path)
+
+
+def read_text(path: Path) -> str:
+    """A whole UTF-8 text file; a file that is not UTF-8 (binary garbage, a truncated multi-byte
+    character) is a :class:`DatasetFormatError` naming the file and the byte offset."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DatasetFormatError(
+            f"{path}: not a UTF-8 text file (undecodable byte at offset {err.start}); "
+            "the file is corrupted or is not an annotation file"
+        ) from None

@@ -22,7 +22,9 @@ class FrameSource:
 
     def __post_init__(self) -> None:
         if not self.path.exists():
-            raise FileNotFoundError(f"input {self.path} does not exist (expected a video or a folder)")
+            raise FileNotFoundError(
+                f"input {self.path} does not exist (expected a video or a folder)"
+            )
         if self.path.is_dir() and not self.image_files():
             raise FileNotFoundError(
                 f"input folder {self.path} holds no images with suffix in {IMAGE_SUFFIXES}"
@@ -50,8 +52,15 @@ class FrameSource:
         """Frames as (H, W, 3) uint8 RGB."""
         if self.path.is_dir():
             for file in self.image_files():
-                with Image.open(file) as image:
-                    yield np.asarray(image.convert("RGB"))
+                try:
+                    with Image.open(file) as image:
+                        array = np.asarray(image.convert("RGB"))
+                except OSError as error:  # PIL: UnidentifiedImageError, truncated file
+                    raise ValueError(
+                        f"cannot read image {file} ({error}); every image of the input folder is "
+                        "a frame: restore or remove it"
+                    ) from None
+                yield array
             return
         try:
             reader = imageio.get_reader(self.path)

@@ -7,6 +7,7 @@ BDD100K, TAO, CrowdHuman and converted Waymo files are json; a typo in one of th
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,11 @@ def load_json(path: Path) -> Any:
         raise DatasetFormatError(
             f"{path}: line {err.lineno}, column {err.colno}: invalid json ({err.msg})"
         ) from err
+    except UnicodeDecodeError as err:
+        raise DatasetFormatError(
+            f"{path}: not a UTF-8 json file (undecodable byte at offset {err.start}); the file is "
+            "corrupted or truncated"
+        ) from None
 
 
 def parse_json_line(line: str, path: Path, line_no: int) -> Any:
@@ -52,8 +58,20 @@ def field(record: dict, key: str, expected: type | tuple[type, ...], where: str)
 
 
 def number_box(record: dict, keys: tuple[str, str, str, str], where: str) -> list[float]:
-    """Four numeric fields of a box record (e.g. BDD ``box2d`` x1, y1, x2, y2) as floats."""
-    return [float(field(record, key, (int, float), where)) for key in keys]
+    """Four finite numeric fields of a corner box record (e.g. BDD ``box2d`` x1, y1, x2, y2) as
+    floats; a box with x2 < x1 or y2 < y1 (negative size) is an error."""
+    values = [float(field(record, key, (int, float), where)) for key in keys]
+    for key, value in zip(keys, values, strict=True):
+        if not math.isfinite(value):
+            raise DatasetFormatError(
+                f"{where}: field {key!r}: expected a finite number, got {value}"
+            )
+    if values[2] < values[0] or values[3] < values[1]:
+        raise DatasetFormatError(
+            f"{where}: negative box size: expected {keys[2]} >= {keys[0]} and {keys[3]} >= "
+            f"{keys[1]}, got {dict(zip(keys, values, strict=True))}"
+        )
+    return values
 
 
 def number_list(record: dict, key: str, length: int, where: str) -> list[float]:
@@ -65,7 +83,21 @@ def number_list(record: dict, key: str, length: int, where: str) -> list[float]:
         raise DatasetFormatError(
             f"{where}: field {key!r}: expected a list of {length} numbers, got {values!r}"
         )
+    if not all(math.isfinite(v) for v in values):
+        raise DatasetFormatError(f"{where}: field {key!r}: expected finite numbers, got {values!r}")
     return [float(v) for v in values]
+
+
+def xywh_box(record: dict, key: str, where: str) -> list[float]:
+    """An ``[x, y, w, h]`` box field (TAO ``bbox``, CrowdHuman ``fbox``) as ``xyxy``; negative
+    width or height is an error (zero is allowed: such boxes are never training targets)."""
+    x, y, w, h = number_list(record, key, 4, where)
+    if w < 0 or h < 0:
+        raise DatasetFormatError(
+            f"{where}: field {key!r}: negative box size: expected width and height >= 0, "
+            f"got w={w:g}, h={h:g}"
+        )
+    return [x, y, x + w, y + h]
 
 
 def _as_tuple(expected: type | tuple[type, ...]) -> tuple[type, ...]:

@@ -21,7 +21,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from qdtrack_pl.data.errors import DatasetFormatError
+from qdtrack_pl.data.errors import DatasetFormatError, read_text
 from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
 
 GT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
@@ -121,7 +121,7 @@ def read_seqinfo(path: Path) -> SeqInfo:
     parser = configparser.ConfigParser()
     parser.optionxform = str  # type: ignore[assignment, method-assign]  # keep camelCase keys
     try:
-        parser.read(path)
+        parser.read_string(read_text(path), source=str(path))
     except configparser.Error as err:
         raise DatasetFormatError(f"{path}: not a valid ini file ({err})") from err
     if not parser.has_section(SEQINFO_SECTION):
@@ -167,6 +167,10 @@ def _parse_field(text: str, column: str, path: Path, line_no: int) -> float:
         raise DatasetFormatError(
             f"{path}:{line_no}: column '{column}' must be a number, got {text.strip()!r}"
         ) from None
+    if not np.isfinite(value):
+        raise DatasetFormatError(
+            f"{path}:{line_no}: column '{column}' must be a finite number, got {text.strip()!r}"
+        )
     if column in INTEGER_COLUMNS and not value.is_integer():
         raise DatasetFormatError(
             f"{path}:{line_no}: column '{column}' must be an integer, got {text.strip()!r}"
@@ -180,7 +184,7 @@ def read_gt_rows(path: Path) -> _GtRows:
         raise DatasetFormatError(f"missing ground-truth file: expected {path}")
     rows: list[list[float]] = []
     line_numbers: list[int] = []
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_no, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split(",")

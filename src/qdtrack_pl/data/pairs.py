@@ -7,6 +7,7 @@ from the frames within ``scope`` of it. Evaluation: frames in video order, kept 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -18,11 +19,15 @@ from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler
 
 from qdtrack_pl.data.batch import FrameBatch, FrameTargets, PairBatch
+from qdtrack_pl.data.errors import ImageReadError
 from qdtrack_pl.data.transforms import AugmentParams, FrameTransform, load_image
 from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
 
+log = logging.getLogger(__name__)
+
 MIN_BOX_SIDE = 1.0  # spec §4.1: boxes narrower or shorter than one pixel are not targets
 SEED_HIGH = 2**62  # range of the per-item seed drawn from torch's (worker-seeded) generator
+MAX_REPLACEMENTS = 16  # consecutive pairs with unreadable images before a training item gives up
 
 
 def training_mask(annotations: FrameAnnotations, width: int, height: int) -> np.ndarray:
@@ -41,6 +46,7 @@ class PairItem(NamedTuple):
     ref_image: Tensor
     key_targets: FrameTargets
     ref_targets: FrameTargets
+    skipped_images: tuple[str, ...] = ()  # unreadable images of the pairs this one replaced
 
 
 class PairDataset(Dataset[PairItem]):
@@ -52,6 +58,11 @@ class PairDataset(Dataset[PairItem]):
     the key is paired with itself (a static pair), so every key instance still has its positive.
     Static videos (``Video.is_static``) always pair an image with itself and number its instances
     ``0..N-1``, as upstream does for detection images.
+
+    A pair whose key or reference image is missing or undecodable is replaced by the pair of the
+    next key (same seed, so still reproducible), with a warning naming the file; the item reports
+    the skipped files in ``PairItem.skipped_images`` so training can count them. After
+    ``MAX_REPLACEMENTS`` unreadable pairs in a row it raises :class:`ImageReadError`.
     """
 
     def __init__(
@@ -107,11 +118,31 @@ class PairDataset(Dataset[PairItem]):
         ref_idx = int(rng.choice(candidates)) if candidates else key_idx
         return video_idx, key_idx, ref_idx
 
-    def __getitem__(self, item: int) -> PairItem:
-        # Seeded from torch so DataLoader worker seeding (from its generator) makes it reproducible.
-        rng = np.random.default_rng(int(torch.randint(SEED_HIGH, ()).item()))
-        video_idx, key_idx, ref_idx = self.sample_ref(item, rng)
-        return self.load_pair(video_idx, key_idx, ref_idx, self.transform.sample(rng))
+    def __getitem__(self, item: int | tuple[int, int]) -> PairItem:
+        """Pair of key ``item``. ``(index, seed)`` (from ``EpochSampler``) fixes the draw of the
+        reference and augmentation; a bare index draws its seed from torch's generator, so
+        DataLoader worker seeding still makes it reproducible."""
+        if isinstance(item, tuple):
+            index, seed = int(item[0]), int(item[1])
+        else:
+            index, seed = int(item), int(torch.randint(SEED_HIGH, ()).item())
+        skipped: list[str] = []
+        for attempt in range(min(MAX_REPLACEMENTS, len(self))):
+            rng = np.random.default_rng(seed if attempt == 0 else [seed, attempt])
+            candidate = (index + attempt) % len(self)
+            video_idx, key_idx, ref_idx = self.sample_ref(candidate, rng)
+            try:
+                pair = self.load_pair(video_idx, key_idx, ref_idx, self.transform.sample(rng))
+            except ImageReadError as err:
+                skipped.append(str(err.path))
+                log.warning("skipping training pair %d: %s", candidate, err)
+                continue
+            return pair._replace(skipped_images=tuple(skipped))
+        raise ImageReadError(
+            f"{len(skipped)} training pairs in a row have unreadable images (first: "
+            f"{skipped[0]}); check data.root and the dataset's image folders",
+            skipped[0],
+        )
 
     def load_pair(
         self, video_idx: int, key_idx: int, ref_idx: int, params: AugmentParams
@@ -163,7 +194,15 @@ class SequenceDataset(Dataset[FrameItem]):
 
     def __getitem__(self, item: int) -> FrameItem:
         video, frame = self.frames[item]
-        image, scale = self.transform.inference(load_image(frame.image_path))
+        try:
+            image = load_image(frame.image_path)
+        except ImageReadError as err:
+            raise ImageReadError(
+                f"{err} (video {video.name!r}, frame {frame.index}): tracking evaluation needs "
+                "every frame of a video; restore the file or remove the video from the split",
+                err.path,
+            ) from None
+        image, scale = self.transform.inference(image)
         return FrameItem(image, video.name, frame.index, scale)
 
 
@@ -229,6 +268,7 @@ def collate_pairs(items: Sequence[PairItem], pad_divisor: int = 1) -> PairBatch:
         ref_images=padded[1::2],
         key_targets=[it.key_targets for it in items],
         ref_targets=[it.ref_targets for it in items],
+        skipped_images=tuple(path for it in items for path in it.skipped_images),
     )
 
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from qdtrack_pl.data.dataset_root import DatasetNotFoundError, require_path
-from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.json_fields import field, load_json, number_list
+from qdtrack_pl.data.errors import DatasetFormatError, read_text
+from qdtrack_pl.data.json_fields import field, load_json, xywh_box
 from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def read_vocabulary(path: Path) -> list[str]:
             "with annotated_category_names + write_vocabulary (docs/datasets.md), or set "
             "data.vocabulary=null to use every category of the train json"
         )
-    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    lines = [line.strip() for line in read_text(Path(path)).splitlines()]
     names = [line for line in lines if line]
     if len(set(names)) != len(names):
         raise DatasetFormatError(f"{path}: duplicate category names in the vocabulary file")
@@ -217,8 +217,7 @@ def _frame_annotations(
         if category_id not in class_of_category:
             dropped[category_id] += 1
             continue
-        x, y, w, h = number_list(ann, "bbox", 4, at)
-        boxes.append([x, y, x + w, y + h])
+        boxes.append(xywh_box(ann, "bbox", at))
         track_ids.append(field(ann, "track_id", int, at))
         class_ids.append(class_of_category[category_id])
         ignore.append(bool(ann.get("iscrowd", 0)))

@@ -17,14 +17,26 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torch import Tensor
 
+from qdtrack_pl.data.errors import ImageReadError
+
 MAX_UINT8 = 255.0
 
 
 def load_image(path: str | Path) -> Tensor:
     """Decode an image file into a uint8 RGB CHW tensor (PIL's libjpeg-turbo: ~1 ms at 320x192;
-    torchvision's decoders are deprecated from 0.29)."""
-    with Image.open(path) as image:
-        array = np.array(image.convert("RGB"))  # a writable copy, as torch expects
+    torchvision's decoders are deprecated from 0.29).
+
+    A missing, truncated or undecodable file raises :class:`ImageReadError` naming the file.
+    """
+    try:
+        with Image.open(path) as image:
+            array = np.array(image.convert("RGB"))  # a writable copy, as torch expects
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: image file is missing", path) from None
+    except (OSError, SyntaxError, ValueError) as err:  # PIL: UnidentifiedImageError, truncated
+        raise ImageReadError(
+            f"{path}: cannot decode image ({err}); expected a readable image file", path
+        ) from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 

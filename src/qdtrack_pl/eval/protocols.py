@@ -21,13 +21,27 @@ class ProtocolResult(NamedTuple):
     details: EvalResult | None = None  # per-class / per-sequence breakdown where available
 
 
-def _mot(gt: VideoIndex, results: Mapping[str, TrackResults], iou: float, work_dir: Path | None):
-    result = evaluate_tracking(gt, results, iou_threshold=iou, class_names=gt.class_names)
+def _mot(
+    gt: VideoIndex,
+    results: Mapping[str, TrackResults],
+    iou: float,
+    work_dir: Path | None,
+    show_progress: bool = False,
+):
+    result = evaluate_tracking(
+        gt, results, iou_threshold=iou, class_names=gt.class_names, show_progress=show_progress
+    )
     return ProtocolResult(result.metrics, result.table(), result)
 
 
 def _from_dict(evaluate: Callable[..., dict[str, float]]) -> Callable[..., ProtocolResult]:
-    def run(gt: VideoIndex, results: Mapping[str, TrackResults], iou: float, work_dir: Path | None):
+    def run(
+        gt: VideoIndex,
+        results: Mapping[str, TrackResults],
+        iou: float,
+        work_dir: Path | None,
+        show_progress: bool = False,  # TrackEval's dataset classes report their own progress
+    ):
         metrics = evaluate(gt, results, work_dir=work_dir)
         width = max(map(len, metrics), default=0)
         table = "\n".join(f"{k.ljust(width)} {v:10.2f}" for k, v in sorted(metrics.items()))
@@ -49,8 +63,12 @@ def evaluate_protocol(
     results: Mapping[str, TrackResults],
     iou_threshold: float = 0.5,
     work_dir: Path | None = None,
+    show_progress: bool = False,
 ) -> ProtocolResult:
-    """Score ``results`` against ``gt`` with the protocol called ``name``."""
+    """Score ``results`` against ``gt`` with the protocol called ``name`` (``show_progress``: a
+    progress bar over the sequences where the protocol supports one)."""
     if name not in PROTOCOLS:
-        raise ValueError(f"unknown evaluation protocol {name!r}; expected one of {sorted(PROTOCOLS)}")
-    return PROTOCOLS[name](gt, results, iou_threshold, work_dir)
+        raise ValueError(
+            f"unknown evaluation protocol {name!r}; expected one of {sorted(PROTOCOLS)}"
+        )
+    return PROTOCOLS[name](gt, results, iou_threshold, work_dir, show_progress=show_progress)

@@ -42,6 +42,7 @@ from trackeval.datasets._base_dataset import _BaseDataset
 
 from qdtrack_pl.data.video_index import FrameAnnotations, Video, VideoIndex
 from qdtrack_pl.eval.mot_results import UNKNOWN_CLASS, TrackResults
+from qdtrack_pl.progress import progress_bar
 
 PERCENT = 100.0
 DISTRACTOR_IOU = 0.5  # TrackEval's fixed threshold for matching tracker boxes to distractors
@@ -244,6 +245,7 @@ def evaluate_tracking(
     iou_threshold: float = 0.5,
     class_names: Sequence[str] | None = None,
     ignore_empty_classes: bool = True,
+    show_progress: bool = False,
 ) -> EvalResult:
     """Score ``results`` (video name -> :class:`TrackResults` or anything with its fields) against
     ``gt``, with CLEAR/Identity matching at ``iou_threshold`` (HOTA sweeps its own thresholds).
@@ -251,6 +253,7 @@ def evaluate_tracking(
     ``class_names`` selects the classes scored per class (default: all of ``gt.class_names``).
     With ``ignore_empty_classes`` a class with neither ground truth nor results in the evaluated
     videos is left out of the class average (TrackEval's option; otherwise it would count as 0).
+    ``show_progress`` draws a progress bar over the (class, sequence) evaluations.
     """
     if not gt.videos:
         raise ValueError("the ground truth holds no videos")
@@ -269,6 +272,7 @@ def evaluate_tracking(
         for video in gt.videos:
             data = _sequence_data(video, checked[video.name], class_id, unknown_is_class)
             per_seq[video.name] = {name: m.eval_sequence(data) for name, m in metrics.items()}
+            advance(1)
         return per_seq
 
     def combine(per_seq: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -277,8 +281,10 @@ def evaluate_tracking(
             for name, m in metrics.items()
         }
 
-    per_class_raw = {name: combine(run(gt.class_names.index(name))) for name in names}
-    agnostic_per_seq = run(None)
+    total = (len(names) + 1) * len(gt.videos)
+    with progress_bar(total, "scoring tracks (TrackEval)", enabled=show_progress) as advance:
+        per_class_raw = {name: combine(run(gt.class_names.index(name))) for name in names}
+        agnostic_per_seq = run(None)
     agnostic = _summarise(combine(agnostic_per_seq))
     per_class = {name: _summarise(raw) for name, raw in per_class_raw.items()}
     if len(names) > 1:

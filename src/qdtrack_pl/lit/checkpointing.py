@@ -1,17 +1,102 @@
-"""Where a run resumes from."""
+"""Where a run resumes from, and how checkpoints reach the disk.
+
+:class:`AtomicCheckpointIO` (``trainer.plugins`` in ``conf/trainer/default.yaml``) writes every
+checkpoint to a temporary file next to its target, fsyncs it and renames it over the target, so a
+kill (SIGKILL, OOM, power loss) at any moment leaves either the previous or the new checkpoint,
+never a truncated one.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from qdtrack_pl.models.checkpoint import load_official_checkpoint
 
 log = logging.getLogger(__name__)
 LIGHTNING_VERSION_KEY = "pytorch-lightning_version"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+class CheckpointReadError(RuntimeError):
+    """A checkpoint file exists but cannot be read (truncated, corrupted, not a checkpoint)."""
+
+
+def _is_remote(path: str | Path) -> bool:
+    return "://" in str(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist a rename: fsync the folder entry (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_atomic(checkpoint: Any, path: str | Path) -> None:
+    """``torch.save`` to ``.<name>.tmp`` in the target folder, flush + fsync, ``os.replace`` onto
+    ``path`` (atomic on POSIX and Windows), fsync the folder. The temporary file is removed when
+    the write fails; one left by a kill is overwritten by the next save."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's ``TorchCheckpointIO`` with crash-safe local writes (:func:`save_atomic`) and
+    reads that name the file when it is not a readable checkpoint. Remote URLs (``s3://``, ...)
+    keep Lightning's own writer."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or _is_remote(path):
+            super().save_checkpoint(checkpoint, path, storage_options=storage_options)
+            return
+        save_atomic(checkpoint, path)
+
+    def load_checkpoint(
+        self,
+        path: Any,
+        map_location: Callable | None = lambda storage, loc: storage,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        try:
+            return super().load_checkpoint(
+                path, map_location=map_location, weights_only=weights_only
+            )
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+            if "weights only" in str(err).lower() or "weights_only" in str(err):
+                raise
+            raise CheckpointReadError(
+                f"checkpoint {path} cannot be read ({type(err).__name__}: {err}); the file is "
+                "truncated or corrupted. Resume from another file of the run's checkpoints/ "
+                "folder (ckpt_path=<file>) or start fresh (ckpt_path=null)"
+            ) from err
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | None:
@@ -37,8 +122,8 @@ def load_weights(module: torch.nn.Module, ckpt_path: str | Path) -> None:
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"checkpoint {path} does not exist; pass ckpt_path=<run folder>/checkpoints/<file>.ckpt "
-            "or the path of an official QDTrack .pth"
+            f"checkpoint {path} does not exist; pass "
+            "ckpt_path=<run folder>/checkpoints/<file>.ckpt or the path of an official QDTrack .pth"
         )
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(checkpoint, dict) and LIGHTNING_VERSION_KEY in checkpoint:

@@ -4,6 +4,12 @@ Training logs every weighted loss as ``train/<name>`` and their sum as ``train/l
 steps only detect and embed: they return ``list[Detections]`` in original-image pixels for the
 tracking callback, which runs the tracker over whole videos.
 
+Numerical faults: a non-finite total loss (any term NaN/inf) or non-finite gradients are reported
+with the global step, epoch, batch index and the offending terms; with ``nonfinite_loss="skip"``
+(default) the step is skipped, so the weights and optimizer state stay as they were, and counted
+(``train/nonfinite_steps``); ``"stop"`` raises :class:`NonFiniteLossError`. More than
+``max_consecutive_nonfinite`` skipped steps in a row also stop the run (it has diverged).
+
 The model is not stored in the hyper-parameters (the config builds it); the optimizer and
 scheduler partials are, so a checkpoint of ours reloads with
 ``QDTrackModule.load_from_checkpoint(path, model=<QDTrackModel>, weights_only=False)``, the model
@@ -13,6 +19,7 @@ for trusted files).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,8 +32,17 @@ from torch.optim.lr_scheduler import LinearLR, LRScheduler
 from qdtrack_pl.data.batch import FrameBatch, PairBatch
 from qdtrack_pl.models.qdtrack import Detections, QDTrackModel
 
+log = logging.getLogger(__name__)
+
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
+NONFINITE_POLICIES = ("skip", "stop")
+NONFINITE_STEPS_KEY = "qdtrack_nonfinite_steps"  # checkpoint entry: skipped steps so far
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped on a NaN/inf loss or gradient (``nonfinite_loss="stop"``, or too many
+    skipped steps in a row). The offending step did not change the weights."""
 
 
 class QDTrackModule(pl.LightningModule):
@@ -44,6 +60,8 @@ class QDTrackModule(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         warmup_iters: int = 1000,
         warmup_ratio: float = 0.001,
+        nonfinite_loss: str = "skip",
+        max_consecutive_nonfinite: int | None = 20,
     ) -> None:
         super().__init__()
         if warmup_iters < 0 or not 0.0 < warmup_ratio <= 1.0:
@@ -51,20 +69,117 @@ class QDTrackModule(pl.LightningModule):
                 "need warmup_iters >= 0 and 0 < warmup_ratio <= 1, "
                 f"got {warmup_iters}, {warmup_ratio}"
             )
+        if nonfinite_loss not in NONFINITE_POLICIES:
+            raise ValueError(
+                f"nonfinite_loss must be one of {NONFINITE_POLICIES}, got {nonfinite_loss!r}"
+            )
+        if max_consecutive_nonfinite is not None and max_consecutive_nonfinite < 1:
+            raise ValueError(
+                f"max_consecutive_nonfinite must be >= 1 or None, got {max_consecutive_nonfinite}"
+            )
         self.save_hyperparameters(ignore=["model"], logger=False)
         self.model = model
+        self.nonfinite_steps = 0  # steps skipped for a NaN/inf loss or gradient (checkpointed)
+        self._consecutive_nonfinite = 0
+        self._batch_idx = -1
+        self.skipped_images: set[str] = set()  # unreadable training images (replaced pairs)
+        self._reported_images = 0
 
     def forward(self, images: Tensor) -> list[Detections]:
         return self.model.predict(images)
 
-    def training_step(self, batch: PairBatch, batch_idx: int) -> Tensor:
+    def training_step(self, batch: PairBatch, batch_idx: int) -> Tensor | None:
+        self._batch_idx = batch_idx
+        self.skipped_images.update(getattr(batch, "skipped_images", ()))
         losses = self.model.forward_train(batch)
         total = torch.stack(list(losses.values())).sum()
         batch_size = len(batch)
+        if not torch.isfinite(total):
+            terms = ", ".join(
+                f"{name}={value.item()}" for name, value in losses.items() if not value.isfinite()
+            )
+            return self._nonfinite(f"loss ({terms or f'total={total.item()}'})")
+        self._consecutive_nonfinite = 0
         for name, value in losses.items():
             self.log(f"train/{name}", value, batch_size=batch_size)
         self.log("train/loss", total, batch_size=batch_size, prog_bar=True)
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=batch_size)
         return total
+
+    # -- numerical faults -----------------------------------------------------------------------
+    def _nonfinite(self, what: str) -> None:
+        """Report a NaN/inf ``what``; skip the step (return None) or raise, as configured."""
+        self.nonfinite_steps += 1
+        self._consecutive_nonfinite += 1
+        where = (
+            f"non-finite {what} at global step {self.global_step} "
+            f"(epoch {self.current_epoch}, batch {self._batch_idx})"
+        )
+        if self.hparams.nonfinite_loss == "stop":
+            raise NonFiniteLossError(
+                f"{where}; stopping (model.nonfinite_loss=stop). This step did not update the "
+                "weights; resume from checkpoints/last.ckpt after fixing the cause"
+            )
+        limit = self.hparams.max_consecutive_nonfinite
+        if limit is not None and self._consecutive_nonfinite > limit:
+            raise NonFiniteLossError(
+                f"{where}; {self._consecutive_nonfinite} steps in a row were non-finite, the "
+                "training has diverged: lower the learning rate or set trainer.gradient_clip_val "
+                "(model.max_consecutive_nonfinite sets this limit)"
+            )
+        log.warning(
+            "%s; step skipped, weights unchanged (model.nonfinite_loss=skip; %d skipped so far)",
+            where,
+            self.nonfinite_steps,
+        )
+        if self._trainer is not None:
+            self.log("train/nonfinite_steps", float(self.nonfinite_steps))
+        return None
+
+    def on_before_optimizer_step(self, optimizer: Optimizer) -> None:
+        """A finite loss can still give NaN/inf gradients: drop them all (the optimizer then
+        leaves every parameter as it is) or stop, as for a non-finite loss. Skipped under a
+        gradient scaler (fp16 AMP), which handles inf gradients itself."""
+        if getattr(self._trainer, "precision_plugin", None) is not None and getattr(
+            self.trainer.precision_plugin, "scaler", None
+        ):
+            return
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads:
+            return
+        norms = torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads])
+        if bool(torch.isfinite(norms).all()):
+            return
+        names = [
+            name
+            for name, p in self.named_parameters()
+            if p.grad is not None and not torch.isfinite(p.grad).all()
+        ]
+        for p in self.parameters():
+            p.grad = None
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        self._nonfinite(f"gradients ({shown})")
+
+    def on_train_epoch_end(self) -> None:
+        """Summary of the training images that could not be read (their pairs were replaced)."""
+        if len(self.skipped_images) > self._reported_images:
+            self._reported_images = len(self.skipped_images)
+            shown = sorted(self.skipped_images)[:5]
+            log.warning(
+                "%d unreadable training image(s) so far; their pairs were replaced by other pairs: "
+                "%s%s",
+                len(self.skipped_images),
+                ", ".join(shown),
+                " ..." if len(self.skipped_images) > len(shown) else "",
+            )
+        if self.skipped_images:
+            self.log("train/skipped_images", float(len(self.skipped_images)))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[NONFINITE_STEPS_KEY] = self.nonfinite_steps
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.nonfinite_steps = int(checkpoint.get(NONFINITE_STEPS_KEY, 0))
 
     def _detect(self, batch: FrameBatch) -> list[Detections]:
         """Detections in original-image pixels: network boxes / scale factor."""

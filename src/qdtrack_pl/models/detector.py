@@ -107,7 +107,9 @@ def build_resnet_fpn(
         raise ValueError(f"style must be 'pytorch' or 'caffe', got {style!r}")
     if pretrained is not None:
         if name in EXTRA_RESNETS:
-            raise ValueError(f"no pretrained weights exist for {name}; set pretrained_backbone: null")
+            raise ValueError(
+                f"no pretrained weights exist for {name}; set pretrained_backbone: null"
+            )
         path = Path(pretrained)
         if not path.is_file():
             raise FileNotFoundError(

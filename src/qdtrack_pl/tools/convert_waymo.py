@@ -29,6 +29,7 @@ from PIL import Image
 
 from qdtrack_pl.data.errors import DatasetFormatError
 from qdtrack_pl.data.waymo import CAMERAS
+from qdtrack_pl.progress import progress_bar
 
 WAYMO_FPS = 10.0  # all perception segments are 10 Hz
 CAMERA_NAMES: dict[int, str] = {
@@ -161,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not files:
         raise SystemExit(f"no *.tfrecord files in {args.input}")
     parse = proto_frame_parser()
-    for i, path in enumerate(files, start=1):
-        out = convert_segment(iter_tfrecord(path), parse, args.output, args.split)
-        print(f"[{i}/{len(files)}] {path.name} -> {out}")
+    with progress_bar(len(files), f"converting {args.split} segments", transient=False) as advance:
+        for i, path in enumerate(files, start=1):
+            out = convert_segment(iter_tfrecord(path), parse, args.output, args.split)
+            print(f"[{i}/{len(files)}] {path.name} -> {out}")
+            advance(1)

@@ -1,0 +1,49 @@
+"""One rich progress bar helper for the long loops outside Lightning's own bars (scoring, format
+conversion, rendering). It draws on rich's global console, so inside a running
+``RichProgressBar`` it nests as an extra line (rich >= 14) instead of fighting over the terminal;
+where nesting is not supported it silently draws nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich import get_console
+from rich.errors import LiveError
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+@contextmanager
+def progress_bar(
+    total: int, description: str, enabled: bool = True, transient: bool = True
+) -> Iterator[Callable[[int], None]]:
+    """``with progress_bar(n, "scoring") as advance: ... advance(1)``; a no-op when disabled."""
+    if not enabled or total <= 0:
+        yield lambda steps=1: None
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=get_console(),
+        transient=transient,
+    )
+    try:
+        progress.start()
+    except LiveError:  # rich < 14 with another live display (Lightning's bar) running
+        yield lambda steps=1: None
+        return
+    try:
+        task = progress.add_task(description, total=total)
+        yield lambda steps=1: progress.advance(task, steps)
+    finally:
+        progress.stop()
