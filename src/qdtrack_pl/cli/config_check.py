@@ -17,6 +17,7 @@ struct"); this catches them when they come from a config file or a ``+key=`` ove
 from __future__ import annotations
 
 import dataclasses
+import enum
 import inspect
 import os
 import types
@@ -254,7 +255,10 @@ def _accepts(hint: Any, value: Any) -> bool:
         return isinstance(value, dict)
     if value is None:
         return False  # a None for a class-typed parameter without a None default
-    return True  # other classes (Accelerator, Tensor, callables, ...): not judged from a config
+    if inspect.isclass(hint) and isinstance(value, str | int | float | bool):
+        # a plain value can only stand for a class that is (or parses from) one: str/Enum kinds
+        return isinstance(value, hint) or issubclass(hint, enum.Enum)
+    return True  # containers for other classes (dataclass mappings, ...) and callables: not judged
 
 
 def _describe(hint: Any) -> str:

@@ -89,7 +89,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().load_checkpoint(
                 path, map_location=map_location, weights_only=weights_only
             )
-        except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        except (FileNotFoundError, PermissionError):
+            raise
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
             if "weights only" in str(err).lower() or "weights_only" in str(err):
                 raise
             raise CheckpointReadError(

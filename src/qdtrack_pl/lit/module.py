@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -60,7 +60,7 @@ class QDTrackModule(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         warmup_iters: int = 1000,
         warmup_ratio: float = 0.001,
-        nonfinite_loss: str = "skip",
+        nonfinite_loss: Literal["skip", "stop"] = "skip",
         max_consecutive_nonfinite: int | None = 20,
     ) -> None:
         super().__init__()

@@ -1,0 +1,88 @@
+"""Notebook helpers: identity switches, track timelines, embedding similarity and retrieval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from qdtrack_pl.analysis import (
+    IdSwitch,
+    embed_boxes,
+    gt_timelines,
+    id_switches,
+    nearest_neighbours,
+    segments,
+    similarity,
+    track_timelines,
+)
+from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video
+from qdtrack_pl.eval.mot_results import TrackResults
+
+
+def _video(num_frames: int = 5) -> Video:
+    """Two objects moving right, 40 px apart; gt ids 1 and 2."""
+    frames = []
+    for t in range(num_frames):
+        boxes = [[10 + t, 10, 30 + t, 30], [60 + t, 10, 80 + t, 30]]
+        ann = FrameAnnotations.from_rows(boxes, [1, 2], [0, 0])
+        frames.append(Frame(t, Path(f"{t:06d}.jpg"), ann, t + 1))
+    return Video("v", tuple(frames), 100, 50)
+
+
+def _results(ids_per_frame: list[list[int]], video: Video) -> TrackResults:
+    rows = [
+        (f.index, tid, box)
+        for f, ids in zip(video.frames, ids_per_frame, strict=True)
+        for tid, box in zip(ids, f.annotations.boxes, strict=True)
+        if tid >= 0
+    ]
+    return TrackResults(
+        frame_indices=np.array([r[0] for r in rows]),
+        track_ids=np.array([r[1] for r in rows]),
+        boxes=np.array([r[2] for r in rows], np.float32),
+        scores=np.ones(len(rows), np.float32),
+        class_ids=np.zeros(len(rows), np.int64),
+    )
+
+
+def test_id_switches_are_found_where_a_ground_truth_changes_track() -> None:
+    video = _video()
+    # object 1: track 10, then track 30 from frame 3; object 2: track 20, missed on frame 2
+    results = _results([[10, 20], [10, 20], [10, -1], [30, 20], [30, 20]], video)
+    assert id_switches(video, results) == [IdSwitch(3, 1, 10, 30)]
+    assert id_switches(video, _results([[10, 20]] * 5, video)) == []
+
+
+def test_timelines_and_segments() -> None:
+    video = _video()
+    results = _results([[10, 20], [10, 20], [10, -1], [30, 20], [30, 20]], video)
+    timelines = track_timelines(results)
+    assert list(timelines) == [10, 20, 30]  # by first appearance
+    assert segments(timelines[20]) == [(0, 2), (3, 2)]  # a gap on frame 2
+    assert {k: len(v) for k, v in gt_timelines(video).items()} == {1: 5, 2: 5}
+
+
+def test_nearest_neighbour_retrieval_and_similarities() -> None:
+    key = torch.tensor([[4.0, 0.0], [0.0, 4.0], [3.0, 3.0]])
+    ref = torch.tensor([[0.0, 5.0], [5.0, 0.0]])
+    for metric in ("dot", "bisoftmax", "softmax", "cosine"):
+        assert similarity(key, ref, metric).shape == (3, 2)
+    retrieval = nearest_neighbours(similarity(key, ref, "cosine"), [1, 2, 3], [2, 1])
+    assert retrieval.nearest[:2].tolist() == [1, 0]
+    assert retrieval.correct[:2].all() and retrieval.accuracy == 1.0  # id 3 is not in ref
+    with pytest.raises(ValueError, match="unknown metric"):
+        similarity(key, ref, "l2")
+
+
+def test_embed_boxes_with_a_qdtrack_model(compose_config) -> None:
+    cfg = compose_config("train", ["experiment=synth_tiny"])
+    model = instantiate(cfg.model).model.eval()
+    images = torch.rand(2, 3, 96, 160)
+    boxes = [torch.tensor([[10.0, 10, 40, 50]]), torch.tensor([[5.0, 5, 30, 30], [50, 20, 90, 60]])]
+    embeds = embed_boxes(model, images, boxes)
+    dim = cfg.model.model.embed_head.embed_channels
+    assert [tuple(e.shape) for e in embeds] == [(1, dim), (2, dim)]
