@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml
 install: $(STAMP)  ## Create .venv and install the package with its dev extra (re-runs only when pyproject.toml changes)
 
 train: $(STAMP)  ## The main job: generate data=synth, train the CPU default, track + evaluate val (ARGS="key=value ..." to override)
-	$(BIN)/qdtrack-train $(ARGS)
+	$(BIN)/qdtrack-train experiment=synth $(ARGS)
 
 test: $(STAMP)  ## The whole test suite, notebooks included
 	$(BIN)/python -m pytest -q $(ARGS)
+	@$(MAKE) --no-print-directory test-notebooks
+
+test-notebooks: $(STAMP)  ## Execute every notebook in notebooks/ top to bottom (nbmake, tiny synth data)
+	$(BIN)/python -m pytest -q --nbmake --nbmake-timeout=600 notebooks
 
 test-fast: $(STAMP)  ## Tests without the slow end-to-end runs
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)

@@ -92,6 +92,12 @@ def id_switches(video: Video, results: TrackResults, iou_threshold: float = 0.5)
     return switches
 
 
+def matched_tracks(video: Video, results: TrackResults, iou_threshold: float = 0.5) -> set[int]:
+    """Track ids matched to a ground-truth object on at least one frame (the others are false
+    positives throughout)."""
+    return {t for matched in frame_matches(video, results, iou_threshold) for t in matched.values()}
+
+
 def track_timelines(results: TrackResults) -> dict[int, np.ndarray]:
     """``{track_id: sorted 0-based frames the track appears on}``, tracks by first appearance."""
     results = TrackResults.coerce(results)

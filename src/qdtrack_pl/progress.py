@@ -25,7 +25,7 @@ def progress_bar(
     total: int, description: str, enabled: bool = True, transient: bool = True
 ) -> Iterator[Callable[[int], None]]:
     """``with progress_bar(n, "scoring") as advance: ... advance(1)``; a no-op when disabled."""
-    if not enabled or total <= 0:
+    if not enabled or total <= 0 or _jupyter_without_widgets():
         yield lambda steps=1: None
         return
     progress = Progress(
@@ -47,3 +47,14 @@ def progress_bar(
         yield lambda steps=1: progress.advance(task, steps)
     finally:
         progress.stop()
+
+
+def _jupyter_without_widgets() -> bool:
+    """rich draws live displays in notebooks through ipywidgets; without it, it only warns."""
+    if not get_console().is_jupyter:
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return True
+    return False

@@ -23,7 +23,7 @@ SMALL_DATA = (
     "data.num_workers=0",
     "extras.print_config=false",
     "callbacks.rich_progress_bar=null",
-    "callbacks.model_summary=null",
+    "++callbacks.model_summary=null",  # ++: the eval config has no model summary to drop
 )
 
 

@@ -81,6 +81,13 @@ def toy_module(bad_steps: dict[int, str], **kwargs) -> QDTrackModule:
     return QDTrackModule(ToyModel(bad_steps), optimizer, warmup_iters=0, **kwargs)
 
 
+FIT_WARNINGS = (
+    "ignore:You defined a `validation_step` but have no `val_dataloader`",
+    "ignore:`training_step` returned `None`",
+)
+
+
+@pytest.mark.filterwarnings(*FIT_WARNINGS)
 @pytest.mark.parametrize("fault", ["nan", "inf", "grad"])
 def test_a_non_finite_step_is_skipped_reported_and_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: str
@@ -98,6 +105,7 @@ def test_a_non_finite_step_is_skipped_reported_and_counted(
     assert expected_term in message
 
 
+@pytest.mark.filterwarnings(*FIT_WARNINGS)
 def test_stop_policy_raises_naming_step_and_terms(tmp_path: Path) -> None:
     module = toy_module({2: "nan"}, nonfinite_loss="stop")
     with pytest.raises(NonFiniteLossError, match=r"loss \(loss_b=nan\) at global step 2 .*batch 2"):
@@ -105,10 +113,15 @@ def test_stop_policy_raises_naming_step_and_terms(tmp_path: Path) -> None:
     assert torch.isfinite(module.model.weight).all()
 
 
-def test_a_diverged_run_stops_after_too_many_skipped_steps(tmp_path: Path) -> None:
-    module = toy_module({i: "nan" for i in range(1, 10)}, max_consecutive_nonfinite=3)
-    with pytest.raises(NonFiniteLossError, match=r"4 steps in a row were non-finite"):
+@pytest.mark.filterwarnings(*FIT_WARNINGS)
+@pytest.mark.parametrize("fault", ["nan", "grad"])
+def test_a_diverged_run_stops_after_too_many_skipped_steps(tmp_path: Path, fault: str) -> None:
+    module = toy_module({i: fault for i in range(1, 10)}, max_consecutive_nonfinite=3)
+    with pytest.raises(NonFiniteLossError, match=r"global step 4 .*4 steps in a row were non-fin"):
         fit(module, tmp_path, steps=8)
+    interrupted = toy_module({1: fault, 2: fault, 4: fault, 5: fault}, max_consecutive_nonfinite=2)
+    fit(interrupted, tmp_path, steps=8)  # a good step in between resets the count
+    assert interrupted.nonfinite_steps == 4
 
 
 def test_the_skipped_step_count_is_checkpointed_and_validated() -> None:
@@ -123,6 +136,7 @@ def test_the_skipped_step_count_is_checkpointed_and_validated() -> None:
         toy_module({}, nonfinite_loss="ignore")
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_skipped_unreadable_images_are_counted_by_the_module(tmp_path: Path) -> None:
     module = toy_module({})
     batch = toy_batch(0)
@@ -155,6 +169,7 @@ def scene(key_ids: list[int], ref_ids: list[int]) -> PairBatch:
     return PairBatch(images[0], images[1], [key], [ref])
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 @pytest.mark.parametrize(
     ("key_ids", "ref_ids"),
     [([], []), ([3, 4], [7, 8]), ([3, 4], [])],

@@ -28,6 +28,8 @@ def wandb_run(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path) -> 
         mp.setenv("WANDB_MODE", "offline")
         mp.setenv("WANDB_DIR", str(root))
         mp.setenv("WANDB_SILENT", "true")
+        for name in ("CACHE", "DATA", "CONFIG"):  # staging, artifacts, settings: all in tmp
+            mp.setenv(f"WANDB_{name}_DIR", str(root / f"wandb_{name.lower()}"))
         overrides = tiny_overrides(
             tiny_data_dir,
             root / "logs",

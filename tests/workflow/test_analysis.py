@@ -86,3 +86,21 @@ def test_embed_boxes_with_a_qdtrack_model(compose_config) -> None:
     embeds = embed_boxes(model, images, boxes)
     dim = cfg.model.model.embed_head.embed_channels
     assert [tuple(e.shape) for e in embeds] == [(1, dim), (2, dim)]
+
+
+def test_timeline_plot_marks_identity_switches() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qdtrack_pl.vis.plots import plot_similarity, plot_timelines
+
+    video = _video()
+    results = _results([[10, 20], [10, 20], [10, -1], [30, 20], [30, 20]], video)
+    fig, (left, right) = plt.subplots(1, 2)
+    plot_timelines(left, track_timelines(results), id_switches(video, results))
+    assert [t.get_text() for t in left.get_yticklabels()] == ["10", "20", "30"]
+    assert left.get_legend() is not None  # "id switch" markers present
+    plot_similarity(right, torch.eye(3), [1, 2, 3], [1, 2, 3], highlight=[(0, 0)])
+    plt.close(fig)

@@ -18,8 +18,12 @@ def test_ddp_trainer_configs_keep_the_datamodule_samplers(compose_config) -> Non
     assert compose_config("train", ["trainer=ddp_cpu"]).trainer.devices == 2
 
 
-def test_slurm_cluster_config_renders_one_task_per_gpu(compose_config, monkeypatch, tmp_path) -> None:
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher.submitit_launcher", reason=SLURM_MISSING)
+def test_slurm_cluster_config_renders_one_task_per_gpu(
+    compose_config, monkeypatch, tmp_path
+) -> None:
+    pytest.importorskip(
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher", reason=SLURM_MISSING
+    )
     import submitit
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 

@@ -35,7 +35,9 @@ def test_two_process_ddp_metrics_equal_one_process_evaluation(
     assert (run_dir / "train_ddp_process_1.log").is_file()  # ... as a Hydra job in the run folder
 
     # each rank tracked one of the two whole val videos; rank 0 scored both
-    log_text = (run_dir / "train.log").read_text() + (run_dir / "train_ddp_process_1.log").read_text()
+    log_text = (run_dir / "train.log").read_text() + (
+        run_dir / "train_ddp_process_1.log"
+    ).read_text()
     per_rank = {
         int(rank): videos
         for rank, videos in re.findall(r"rank (\d) tracked val videos: (\[.*\])", log_text)
@@ -49,10 +51,15 @@ def test_two_process_ddp_metrics_equal_one_process_evaluation(
     cfg = compose_config(
         "eval",
         tiny_overrides(
-            tiny_data_dir, tmp_path / "logs", f"ckpt_path={best}", "callbacks.rich_progress_bar=null"
+            tiny_data_dir,
+            tmp_path / "logs",
+            f"ckpt_path={best}",
+            "callbacks.rich_progress_bar=null",
         ),
     )
     single = run_eval(cfg)
     val_keys = sorted(k for k in single if k.startswith("val/"))
     assert len(val_keys) > 20
-    assert {k: single[k] for k in val_keys} == {k: pytest.approx(ddp[k], abs=1e-6) for k in val_keys}
+    assert {k: single[k] for k in val_keys} == {
+        k: pytest.approx(ddp[k], abs=1e-6) for k in val_keys
+    }

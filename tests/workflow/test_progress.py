@@ -47,7 +47,9 @@ def test_trackeval_scoring_shows_progress_without_changing_results(
     console_output: io.StringIO,
 ) -> None:
     frames = tuple(
-        Frame(t, Path(f"{t}.jpg"), FrameAnnotations.from_rows([[t, 0, t + 10, 10]], [1], [0]), t + 1)
+        Frame(
+            t, Path(f"{t}.jpg"), FrameAnnotations.from_rows([[t, 0, t + 10, 10]], [1], [0]), t + 1
+        )
         for t in range(4)
     )
     gt = VideoIndex(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from importlib import import_module
 from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
 import pytest
+import tomllib
 
 from qdtrack_pl.cli.vis import main as vis_main
 from qdtrack_pl.eval.mot_results import TrackResults

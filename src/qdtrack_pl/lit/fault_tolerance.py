@@ -92,7 +92,7 @@ class ResumeCheckpoint(pl.Callback):
 
     # -- saving ---------------------------------------------------------------------------------
     def _save(self, trainer: pl.Trainer, reason: str) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
         self._last_saved_step = trainer.global_step
         log.info("saved %s at global step %d (%s)", self.path, trainer.global_step, reason)
 

@@ -82,6 +82,7 @@ class QDTrackModule(pl.LightningModule):
         self.nonfinite_steps = 0  # steps skipped for a NaN/inf loss or gradient (checkpointed)
         self._consecutive_nonfinite = 0
         self._batch_idx = -1
+        self._step_faulty = False  # this step's loss or gradients were NaN/inf
         self.skipped_images: set[str] = set()  # unreadable training images (replaced pairs)
         self._reported_images = 0
 
@@ -89,7 +90,7 @@ class QDTrackModule(pl.LightningModule):
         return self.model.predict(images)
 
     def training_step(self, batch: PairBatch, batch_idx: int) -> Tensor | None:
-        self._batch_idx = batch_idx
+        self._batch_idx, self._step_faulty = batch_idx, False
         self.skipped_images.update(getattr(batch, "skipped_images", ()))
         losses = self.model.forward_train(batch)
         total = torch.stack(list(losses.values())).sum()
@@ -99,7 +100,6 @@ class QDTrackModule(pl.LightningModule):
                 f"{name}={value.item()}" for name, value in losses.items() if not value.isfinite()
             )
             return self._nonfinite(f"loss ({terms or f'total={total.item()}'})")
-        self._consecutive_nonfinite = 0
         for name, value in losses.items():
             self.log(f"train/{name}", value, batch_size=batch_size)
         self.log("train/loss", total, batch_size=batch_size, prog_bar=True)
@@ -111,6 +111,7 @@ class QDTrackModule(pl.LightningModule):
         """Report a NaN/inf ``what``; skip the step (return None) or raise, as configured."""
         self.nonfinite_steps += 1
         self._consecutive_nonfinite += 1
+        self._step_faulty = True
         where = (
             f"non-finite {what} at global step {self.global_step} "
             f"(epoch {self.current_epoch}, batch {self._batch_idx})"
@@ -145,10 +146,7 @@ class QDTrackModule(pl.LightningModule):
         ):
             return
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if not grads:
-            return
-        norms = torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads])
-        if bool(torch.isfinite(norms).all()):
+        if not grads or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))):
             return
         names = [
             name
@@ -159,6 +157,10 @@ class QDTrackModule(pl.LightningModule):
             p.grad = None
         shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         self._nonfinite(f"gradients ({shown})")
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if not self._step_faulty:
+            self._consecutive_nonfinite = 0
 
     def on_train_epoch_end(self) -> None:
         """Summary of the training images that could not be read (their pairs were replaced)."""

@@ -22,7 +22,7 @@ TAO_NORMALISER_EPS = 1e-6  # added to the exp-sums by the original TAO tracker
 def bisoftmax(det_embeds: Tensor, memo_embeds: Tensor) -> Tensor:
     """½ (softmax over memory per detection + softmax over detections per memory entry)."""
     feats = torch.mm(det_embeds, memo_embeds.t())
-    return (feats.softmax(dim=1) + feats.softmax(dim=0)) / 2
+    return feats.softmax(dim=1).add_(feats.softmax(dim=0)).div_(2)
 
 
 def softmax(det_embeds: Tensor, memo_embeds: Tensor) -> Tensor:

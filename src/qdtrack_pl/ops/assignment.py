@@ -13,30 +13,35 @@ claimed by no earlier row.
 Claimed columns are *excluded* from later rows' maxima. The original zeroes them instead; the two
 agree on every decision whenever ``threshold >= 0`` (a zeroed column can only win with confidence
 0, which does not beat a non-negative threshold), and exclusion never hands a column out twice.
+Runs on numpy arrays (see ``ops.host``); tensors are accepted too.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import torch
-from torch import Tensor
+import numpy as np
+
+from qdtrack_pl.ops.host import accepts_tensors
+
+UNCLAIMED = -1
 
 
 class GreedyAssignment(NamedTuple):
     """Per row, in row order."""
 
-    claimed: Tensor  # (N,) int64: column the row claimed, -1 if none
-    best_score: Tensor  # (N,): best affinity over the columns free at its turn (-inf: none)
-    best_col: Tensor  # (N,) int64: that column (meaningless where best_score is -inf)
+    claimed: np.ndarray  # (N,) int64: column the row claimed, -1 if none
+    best_score: np.ndarray  # (N,): best affinity over the columns free at its turn (-inf: none)
+    best_col: np.ndarray  # (N,) int64: that column (meaningless where best_score is -inf)
 
 
+@accepts_tensors
 def greedy_assign(
-    affinity: Tensor,
+    affinity: np.ndarray,
     threshold: float,
-    row_ok: Tensor | None = None,
-    col_ok: Tensor | None = None,
-    pair_ok: Tensor | None = None,
+    row_ok: np.ndarray | None = None,
+    col_ok: np.ndarray | None = None,
+    pair_ok: np.ndarray | None = None,
 ) -> GreedyAssignment:
     """Row ``i`` claims its best free column ``c`` iff ``affinity[i, c] > threshold`` and the pair
     may claim: ``row_ok[i]`` (N,), ``col_ok[c]`` (M,) and ``pair_ok[i, c]`` (N, M), each optional.
@@ -45,55 +50,47 @@ def greedy_assign(
     claims nothing and frees nothing (it does not fall back to its second best).
     """
     n, m = affinity.shape
-    device = affinity.device
+    claimed = np.full(n, UNCLAIMED)
     if n == 0 or m == 0:
-        return GreedyAssignment(
-            claimed=torch.full((n,), -1, dtype=torch.long, device=device),
-            best_score=torch.full((n,), float("-inf"), dtype=affinity.dtype, device=device),
-            best_col=torch.full((n,), -1, dtype=torch.long, device=device),
-        )
-    rows = torch.arange(n, device=device)
-    # claimer[c]: the row that claimed column c so far, n if none
-    claimer = torch.full((m,), n, dtype=torch.long, device=device)
-    parts: list[tuple[Tensor, Tensor, Tensor]] = []  # (claimed, best, col) of each valid prefix
+        return GreedyAssignment(claimed, np.full(n, -np.inf, affinity.dtype), np.full(n, -1))
+    may_claim = np.ones(n, dtype=bool) if row_ok is None else row_ok
+    rows = np.arange(n)
+    claimer = np.full(m, n)  # the row that claimed each column so far, n if none
+    best, col = np.empty(n, affinity.dtype), np.empty(n, np.int64)
     start = 0
     while start < n:
         block = affinity[start:]
         if start:
-            block = block.masked_fill((claimer < n)[None, :], float("-inf"))
-        best, col = block.max(dim=1)
-        claims = best > threshold
-        if row_ok is not None:
-            claims &= row_ok[start:]
+            block = np.where(claimer < n, -np.inf, block)
+        block_col = block.argmax(axis=1)
+        block_best = block[rows[: n - start], block_col]
+        claims = (block_best > threshold) & may_claim[start:]
         if col_ok is not None:
-            claims &= col_ok.index_select(0, col)
+            claims &= col_ok[block_col]
         if pair_ok is not None:
-            claims &= pair_ok[start:].gather(1, col[:, None]).squeeze(1)
-        block_rows = rows[start:]
-        bids = torch.where(claims, block_rows, n)  # each row's bid for its column, n: none
-        claimed_now = claimer.scatter_reduce(0, col, bids, reduce="amin")
-        # stale: an earlier row of this round (not of an earlier round, whose columns are masked
-        # and only reappear as a row's argmax when all are -inf) took the row's column
-        taker = claimed_now.index_select(0, col)
-        stale = (taker >= start) & (taker < block_rows)
-        if row_ok is not None:
-            stale &= row_ok[start:]
-        stop = int(torch.where(stale, block_rows, n).min())
-        size = stop - start
-        if stop < n:  # only the valid prefix's claims stand
-            claimed_now = claimer.scatter_reduce(0, col[:size], bids[:size], reduce="amin")
-        parts.append((torch.where(claims[:size], col[:size], -1), best[:size], col[:size]))
-        claimer, start = claimed_now, stop
-    claimed, best, col = (
-        (torch.cat(p) for p in zip(*parts, strict=True)) if len(parts) > 1 else parts[0]
-    )
+            claims &= pair_ok[rows[start:], block_col]
+        stop = start + _first_stale(block_col, claims, may_claim[start:], m)
+        prefix = slice(start, stop)
+        won = claims[: stop - start]
+        claimer[block_col[: stop - start][won]] = rows[prefix][won]
+        claimed[prefix] = np.where(won, block_col[: stop - start], UNCLAIMED)
+        best[prefix], col[prefix] = block_best[: stop - start], block_col[: stop - start]
+        start = stop
     # rows that could not claim were left stale when an earlier row took their column: give them
     # their best over the columns claimed by no earlier row
-    stale_rows = (claimer.index_select(0, col) < rows).nonzero().squeeze(1)
-    if stale_rows.numel():
-        taken_before = claimer[None, :] < stale_rows[:, None]
-        masked = affinity.index_select(0, stale_rows).masked_fill(taken_before, float("-inf"))
-        fresh_best, fresh_col = masked.max(dim=1)
-        best = best.index_copy(0, stale_rows, fresh_best)
-        col = col.index_copy(0, stale_rows, fresh_col)
+    stale = np.flatnonzero(claimer[col] < rows)
+    if stale.size:
+        masked = np.where(claimer < stale[:, None], -np.inf, affinity[stale])
+        col[stale] = masked.argmax(axis=1)
+        best[stale] = masked[np.arange(stale.size), col[stale]]
     return GreedyAssignment(claimed=claimed, best_score=best, best_col=col)
+
+
+def _first_stale(cols: np.ndarray, claims: np.ndarray, may_claim: np.ndarray, m: int) -> int:
+    """Index of the first row of a round that may claim but whose column ``cols[i]`` an earlier
+    row of the round claims (its result is stale); the round's length if there is none."""
+    claim_rows = np.flatnonzero(claims)
+    taker = np.full(m, len(cols))
+    np.minimum.at(taker, cols[claim_rows], claim_rows)  # first claimer of each column
+    stale = np.flatnonzero(may_claim & (taker[cols] < np.arange(len(cols))))
+    return int(stale[0]) if stale.size else len(cols)

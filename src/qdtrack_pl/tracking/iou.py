@@ -7,11 +7,13 @@ thresholds as ``QDTracker``. Embeddings are accepted for interface parity and ig
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from qdtrack_pl.ops.assignment import greedy_assign
+from qdtrack_pl.ops.assignment import UNCLAIMED, greedy_assign
 from qdtrack_pl.ops.box_iou import box_iou
+from qdtrack_pl.ops.host import to_device, to_host
 from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
 from qdtrack_pl.tracking.memory import UNTRACKED, TrackMemory
 
@@ -57,40 +59,34 @@ class IoUTracker:
         frame_id = validate_detections(boxes, scores, class_ids, embeddings, frame_id)
         if frame_id == 0:
             self.reset()
-        if not self.memory.is_empty and boxes.device != self.memory.boxes.device:
-            raise ValueError(
-                f"boxes are on {boxes.device} but the tracker memory is on "
-                f"{self.memory.boxes.device}"
-            )
 
-        order = torch.argsort(scores, descending=True, stable=True)
-        boxes, scores = boxes.index_select(0, order), scores.index_select(0, order)
-        labels = class_ids.index_select(0, order)
-        no_embeds = embeddings.new_zeros(order.numel(), 0)  # the memory keeps no appearance
+        host_scores = to_host(scores)
+        order = np.argsort(-host_scores, kind="stable")
+        det_boxes, det_scores = to_host(boxes)[order], host_scores[order]
+        labels = to_host(class_ids)[order]
+        no_embeds = torch.zeros(len(order), 0)  # the memory keeps no appearance
 
-        ids = torch.full_like(order, UNTRACKED)
-        claimed = None
-        if order.numel() and not self.memory.is_empty:
-            overlap = box_iou(boxes, self.memory.boxes)
+        claimed = np.full(len(order), UNCLAIMED)
+        if len(order) and not self.memory.is_empty:
+            overlap = box_iou(det_boxes, self.memory.boxes)
             if self.with_cats:
                 overlap = overlap * (labels[:, None] == self.memory.labels)
-            assignment = greedy_assign(
-                overlap, self.match_iou_thr, row_ok=scores > self.obj_score_thr
-            )
-            claimed = assignment.claimed
-            ids = self.memory.ids_or_untracked(claimed)
-
-        born = (ids == UNTRACKED) & (scores > self.init_score_thr)
-        ids = torch.where(born, born.cumsum(0) + (self.num_tracks - 1), ids)
+            claimed = greedy_assign(
+                overlap, self.match_iou_thr, row_ok=det_scores > self.obj_score_thr
+            ).claimed
+        ids = self.memory.ids_or_untracked(claimed)
+        born = (ids == UNTRACKED) & (det_scores > self.init_score_thr)
+        ids = np.where(born, born.cumsum() + (self.num_tracks - 1), ids)
 
         self.num_tracks += self.memory.commit(
-            claimed, born, ids, boxes, no_embeds, labels, frame_id, momentum=1.0
+            claimed, born, ids, det_boxes, no_embeds, labels, frame_id, momentum=1.0
         )
         self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
-        out = (ids >= 0).nonzero().squeeze(1)
+        out = np.flatnonzero(ids >= 0)
+        device = boxes.device
         return TrackerOutput(
-            track_ids=ids.index_select(0, out),
-            det_indices=order.index_select(0, out),
-            scores=scores.index_select(0, out),
+            track_ids=to_device(ids[out], device),
+            det_indices=to_device(order[out], device),
+            scores=to_device(det_scores[out], device, scores.dtype),
         )

@@ -1,4 +1,4 @@
-"""Tracker memory: live tracks as tensors plus a short ring of backdrops (spec 3.2 state).
+"""Tracker memory: live tracks plus a short ring of backdrops (spec 3.2 state).
 
 Life cycle of a track: **born** (``add_tracks``) -> **tracked** in every frame it is matched
 (``update_tracks``, ``last_frame`` = that frame) -> **lost** while ``frame - last_frame`` is below
@@ -8,6 +8,9 @@ implementation and therefore the column order of the affinity matrix.
 
 Backdrops are the unmatched, non-suppressed detections of the last few frames. They take part in the
 bi-softmax normalisation as negatives (memory id -1) but can never be claimed.
+
+Embeddings are torch tensors on the detections' device; ids, labels, last frames and boxes are numpy
+arrays on the host, where the trackers do their per-detection bookkeeping (see ``ops.host``).
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from qdtrack_pl.ops.host import to_device
 
 BACKDROP_ID = -1  # memory id of every backdrop entry
 UNTRACKED = -1  # track id of a detection that holds no track
@@ -26,15 +32,15 @@ class Backdrops(NamedTuple):
     """One frame's backdrop entry (boxes are not kept: backdrops are matched by appearance only)."""
 
     embeds: Tensor  # (B, D)
-    labels: Tensor  # (B,) int64
+    labels: np.ndarray  # (B,) int64
 
 
 class MemoryBank(NamedTuple):
     """What detections are matched against: tracks (id-ascending) then backdrops (newest first)."""
 
     embeds: Tensor  # (M, D)
-    labels: Tensor  # (M,) int64
-    ids: Tensor  # (M,) int64, BACKDROP_ID for backdrops
+    labels: np.ndarray  # (M,) int64
+    ids: np.ndarray  # (M,) int64, BACKDROP_ID for backdrops
 
 
 class TrackMemory:
@@ -52,25 +58,25 @@ class TrackMemory:
 
     def reset(self) -> None:
         """Forget every track and backdrop (start of a new video)."""
-        self.ids = torch.zeros(0, dtype=torch.long)
-        self.boxes = torch.zeros(0, 4)
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.boxes = np.zeros((0, 4), dtype=np.float32)
         self.embeds = torch.zeros(0, 0)
-        self.labels = torch.zeros(0, dtype=torch.long)
-        self.last_frame = torch.zeros(0, dtype=torch.long)
+        self.labels = np.zeros(0, dtype=np.int64)
+        self.last_frame = np.zeros(0, dtype=np.int64)
         self.backdrops: deque[Backdrops] = deque(maxlen=self.backdrop_frames)
 
     @property
     def num_tracks(self) -> int:
-        return self.ids.shape[0]
+        return len(self.ids)
 
     @property
     def is_empty(self) -> bool:
         """No live track (backdrops alone do not count: they never trigger matching)."""
-        return self.num_tracks == 0
+        return not len(self.ids)
 
     def check_compatible(self, embeds: Tensor) -> None:
         """Raise ``ValueError`` if ``embeds`` cannot join the stored ones (dim, dtype, device)."""
-        if self.num_tracks:
+        if len(self.ids):
             stored = self.embeds
         elif self.backdrops:
             stored = self.backdrops[0].embeds
@@ -91,106 +97,100 @@ class TrackMemory:
         """Tracks then backdrops, concatenated for one affinity computation."""
         if not self.backdrops:
             return MemoryBank(self.embeds, self.labels, self.ids)
-        num_backdrops = sum(entry.embeds.shape[0] for entry in self.backdrops)
-        return MemoryBank(
-            embeds=torch.cat([self.embeds, *(entry.embeds for entry in self.backdrops)]),
-            labels=torch.cat([self.labels, *(entry.labels for entry in self.backdrops)]),
-            ids=torch.cat([self.ids, self.ids.new_full((num_backdrops,), BACKDROP_ID)]),
-        )
+        labels = np.concatenate([self.labels, *(entry.labels for entry in self.backdrops)])
+        ids = np.full(len(labels), BACKDROP_ID)
+        ids[: len(self.ids)] = self.ids
+        embeds = torch.cat([self.embeds, *(entry.embeds for entry in self.backdrops)])
+        return MemoryBank(embeds, labels, ids)
 
-    def ids_or_untracked(self, rows: Tensor) -> Tensor:
-        """Track id of each memory row in ``rows``; ``UNTRACKED`` where ``rows`` is negative."""
-        return torch.cat([self.ids, self.ids.new_full((1,), UNTRACKED)]).index_select(
-            0, rows.where(rows >= 0, self.num_tracks)
-        )
+    def ids_or_untracked(self, rows: np.ndarray) -> np.ndarray:
+        """Track id of each memory row in ``rows``; ``UNTRACKED`` where ``rows`` is -1."""
+        return np.append(self.ids, UNTRACKED)[rows]  # row -1 picks the appended UNTRACKED
 
     def update_tracks(
         self,
-        rows: Tensor,
-        boxes: Tensor,
+        rows: np.ndarray,
+        boxes: np.ndarray,
         embeds: Tensor,
-        labels: Tensor,
+        labels: np.ndarray,
         frame_id: int,
         momentum: float,
     ) -> None:
         """Matched tracks take the new box and label; ``momentum`` weights the new embedding."""
-        blended = (1 - momentum) * self.embeds.index_select(0, rows) + momentum * embeds
-        self.embeds.index_copy_(0, rows, blended)
-        self.boxes.index_copy_(0, rows, boxes)
-        self.labels.index_copy_(0, rows, labels)
-        self.last_frame.index_fill_(0, rows, frame_id)
+        index = to_device(rows, self.embeds.device)
+        blended = (1 - momentum) * self.embeds.index_select(0, index) + momentum * embeds
+        self.embeds.index_copy_(0, index, blended)
+        self.boxes[rows] = boxes
+        self.labels[rows] = labels
+        self.last_frame[rows] = frame_id
 
     def add_tracks(
         self,
-        ids: Tensor,
-        boxes: Tensor,
+        ids: np.ndarray,
+        boxes: np.ndarray,
         embeds: Tensor,
-        labels: Tensor,
+        labels: np.ndarray,
         frame_id: int,
     ) -> None:
         """Append newborn tracks; their ids exceed every stored id (rows stay id-ascending)."""
-        last_frame = torch.full_like(ids, frame_id)
-        if self.num_tracks == 0:
+        last_frame = np.full(len(ids), frame_id)
+        if not len(self.ids):
             self.ids, self.boxes, self.embeds = ids, boxes, embeds
             self.labels, self.last_frame = labels, last_frame
             return
-        self.ids = torch.cat([self.ids, ids])
-        self.boxes = torch.cat([self.boxes, boxes])
+        self.ids = np.concatenate([self.ids, ids])
+        self.boxes = np.concatenate([self.boxes, boxes])
         self.embeds = torch.cat([self.embeds, embeds])
-        self.labels = torch.cat([self.labels, labels])
-        self.last_frame = torch.cat([self.last_frame, last_frame])
+        self.labels = np.concatenate([self.labels, labels])
+        self.last_frame = np.concatenate([self.last_frame, last_frame])
 
     def commit(
         self,
-        claimed: Tensor | None,
-        born: Tensor,
-        ids: Tensor,
-        boxes: Tensor,
+        claimed: np.ndarray,
+        born: np.ndarray,
+        ids: np.ndarray,
+        boxes: np.ndarray,
         embeds: Tensor,
-        labels: Tensor,
+        labels: np.ndarray,
         frame_id: int,
         momentum: float,
     ) -> int:
         """Record one frame's associations; returns the number of tracks born.
 
-        Detection ``i`` updates memory row ``claimed[i]`` when that is >= 0 (``claimed`` is None
-        when nothing was matched) and starts track ``ids[i]`` when ``born[i]``.
+        Detection ``i`` updates memory row ``claimed[i]`` when that is >= 0 and starts track
+        ``ids[i]`` when ``born[i]``. Arrays are per detection; ``embeds`` is (N, D).
         """
-        if claimed is not None:
-            rows = (claimed >= 0).nonzero().squeeze(1)
-            if rows.numel():
-                self.update_tracks(
-                    claimed.index_select(0, rows),
-                    boxes.index_select(0, rows),
-                    embeds.index_select(0, rows),
-                    labels.index_select(0, rows),
-                    frame_id,
-                    momentum,
-                )
-        newborn = born.nonzero().squeeze(1)
-        if newborn.numel():
+        matched = np.flatnonzero(claimed >= 0)
+        if matched.size:
+            self.update_tracks(
+                claimed[matched],
+                boxes[matched],
+                embeds.index_select(0, to_device(matched, embeds.device)),
+                labels[matched],
+                frame_id,
+                momentum,
+            )
+        newborn = np.flatnonzero(born)
+        if newborn.size:
             self.add_tracks(
-                ids.index_select(0, newborn),
-                boxes.index_select(0, newborn),
-                embeds.index_select(0, newborn),
-                labels.index_select(0, newborn),
+                ids[newborn],
+                boxes[newborn],
+                embeds.index_select(0, to_device(newborn, embeds.device)),
+                labels[newborn],
                 frame_id,
             )
-        return newborn.numel()
+        return newborn.size
 
-    def push_backdrops(self, embeds: Tensor, labels: Tensor) -> None:
+    def push_backdrops(self, embeds: Tensor, labels: np.ndarray) -> None:
         """Insert this frame's backdrops as the newest entry; the oldest past the ring falls out."""
         self.backdrops.appendleft(Backdrops(embeds, labels))
 
     def remove_expired(self, frame_id: int, max_age: int) -> None:
         """Remove the tracks with ``frame_id - last_frame >= max_age``."""
         alive = self.last_frame > frame_id - max_age
-        if bool(alive.all()):
+        if alive.all():
             return
-        rows = alive.nonzero().squeeze(1)
-        self.ids, self.boxes = self.ids.index_select(0, rows), self.boxes.index_select(0, rows)
-        self.embeds, self.labels = (
-            self.embeds.index_select(0, rows),
-            self.labels.index_select(0, rows),
-        )
-        self.last_frame = self.last_frame.index_select(0, rows)
+        rows = np.flatnonzero(alive)
+        self.ids, self.boxes = self.ids[rows], self.boxes[rows]
+        self.labels, self.last_frame = self.labels[rows], self.last_frame[rows]
+        self.embeds = self.embeds.index_select(0, to_device(rows, self.embeds.device))

@@ -8,18 +8,22 @@ memo_tracklet_frames``; only tracks matched in the current frame are output. The
 every ``frame_id == 0`` (P2) and ids restart from 0 per video.
 
 The per-frame work is vectorised: no Python loop over detections (see ``ops.assignment`` for the
-greedy matching in rounds).
+greedy matching in rounds). Boxes, scores, labels and ids are handled as numpy arrays on the host,
+the embedding math in torch on the embeddings' device (``ops.host`` says why); the output tensors are
+on the detections' device.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from qdtrack_pl.ops.affinity import get_affinity
-from qdtrack_pl.ops.assignment import greedy_assign
+from qdtrack_pl.ops.assignment import UNCLAIMED, greedy_assign
 from qdtrack_pl.ops.box_iou import box_iou
 from qdtrack_pl.ops.duplicate_removal import duplicates, max_overlap_with_higher_ranked
+from qdtrack_pl.ops.host import to_device, to_host
 from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
 from qdtrack_pl.tracking.memory import TrackMemory
 
@@ -87,70 +91,70 @@ class QDTracker:
         if frame_id == 0:
             self.reset()
         self.memory.check_compatible(embeddings)
+        device = embeddings.device
 
         # 1-2. sort by score, then class-agnostic duplicate removal against the full higher prefix
-        order = torch.argsort(scores, descending=True, stable=True)
-        boxes, scores = boxes.index_select(0, order), scores.index_select(0, order)
-        ious = box_iou(boxes, boxes)
-        duplicate = duplicates(
-            ious, scores, self.obj_score_thr, self.nms_backdrop_iou_thr, self.nms_class_iou_thr
+        host_scores = to_host(scores)
+        order = np.argsort(-host_scores, kind="stable")
+        det_boxes, det_scores = to_host(boxes)[order], host_scores[order]
+        ious = box_iou(det_boxes, det_boxes)
+        survivor = ~duplicates(
+            ious, det_scores, self.obj_score_thr, self.nms_backdrop_iou_thr, self.nms_class_iou_thr
         )
-        survivor = ~duplicate
-        kept = survivor.nonzero().squeeze(1)
-        order = order.index_select(0, kept)
-        boxes, scores = boxes.index_select(0, kept), scores.index_select(0, kept)
-        labels, embeds = class_ids.index_select(0, order), embeddings.index_select(0, order)
+        kept = np.flatnonzero(survivor)
+        order, det_boxes, det_scores = order[kept], det_boxes[kept], det_scores[kept]
+        labels = to_host(class_ids)[order]
+        embeds = embeddings.index_select(0, to_device(order, device))
 
         # 3-4. match against tracks + backdrops (only if a live track exists)
-        num_tracks = self.memory.num_tracks
-        if order.numel() and num_tracks:
-            bank = self.memory.bank()
-            affinity = self._affinity(embeds, bank.embeds)
-            if self.with_cats:
-                affinity = affinity * (labels[:, None] == bank.labels)
-            assignment = greedy_assign(
-                affinity,
-                self.match_score_thr,
-                row_ok=scores > self.obj_score_thr,
-                col_ok=bank.ids >= 0,
-            )
-            claimed = assignment.claimed  # tracks come first in the bank: column = memory row
-            matched = claimed >= 0
-            # a low-score detection whose best match is a live track: suppressed (-2 in the spec)
-            strong = (assignment.best_score > max(self.match_score_thr, self.nms_conf_thr)) & (
-                assignment.best_col < num_tracks
-            )
-            untracked = ~(matched | strong)
-        else:
-            claimed = matched = None
-            untracked = torch.ones_like(order, dtype=torch.bool)
+        claimed, strong = np.full(len(order), UNCLAIMED), np.zeros(len(order), dtype=bool)
+        if len(order) and not self.memory.is_empty:
+            claimed, strong = self._match(embeds, labels, det_scores)
+        untracked = (claimed < 0) & ~strong
 
         # 5. births: consecutive ids in score order
-        born = untracked & (scores > self.init_score_thr)
-        new_ids = born.cumsum(0) + (self.num_tracks - 1)
+        born = untracked & (det_scores > self.init_score_thr)
+        new_ids = born.cumsum() + (self.num_tracks - 1)
+        ids = np.where(born, new_ids, self.memory.ids_or_untracked(claimed))
 
         # 6. memory update: matched tracks, newborns, backdrops, deaths
-        if claimed is not None:
-            ids = torch.where(born, new_ids, self.memory.ids_or_untracked(claimed))
-            tracked = matched | born
-        else:
-            ids, tracked = new_ids, born
         self.num_tracks += self.memory.commit(
-            claimed, born, ids, boxes, embeds, labels, frame_id, self.memo_momentum
+            claimed, born, ids, det_boxes, embeds, labels, frame_id, self.memo_momentum
         )
         # backdrops: still untracked and not overlapping a surviving detection ranked above
-        overlap = max_overlap_with_higher_ranked(ious, suppressors=survivor).index_select(0, kept)
-        crowded = overlap > self.nms_backdrop_iou_thr
-        backdrop = (untracked & ~(born | crowded)).nonzero().squeeze(1)
+        overlap = max_overlap_with_higher_ranked(ious, suppressors=survivor)[kept]
+        backdrop = np.flatnonzero(untracked & ~born & (overlap <= self.nms_backdrop_iou_thr))
         self.memory.push_backdrops(
-            embeds.index_select(0, backdrop), labels.index_select(0, backdrop)
+            embeds.index_select(0, to_device(backdrop, device)), labels[backdrop]
         )
         self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
         # 7. output: detections holding a track id in this frame
-        out = tracked.nonzero().squeeze(1)
+        out = np.flatnonzero(ids >= 0)
         return TrackerOutput(
-            track_ids=ids.index_select(0, out),
-            det_indices=order.index_select(0, out),
-            scores=scores.index_select(0, out),
+            track_ids=to_device(ids[out], device),
+            det_indices=to_device(order[out], device),
+            scores=to_device(det_scores[out], device, scores.dtype),
         )
+
+    def _match(
+        self, embeds: Tensor, labels: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Greedy matching of rank-ordered detections against the memory: the memory row each
+        detection claims (-1: none), and whose best match is a live track with an affinity above
+        both thresholds (such a detection, if it claimed nothing, is suppressed: -2 in the spec)."""
+        bank = self.memory.bank()
+        affinity = to_host(self._affinity(embeds, bank.embeds))
+        if self.with_cats:
+            affinity *= labels[:, None] == bank.labels  # in place: a fresh matrix
+        assignment = greedy_assign(
+            affinity,
+            self.match_score_thr,
+            row_ok=scores > self.obj_score_thr,
+            col_ok=bank.ids >= 0,
+        )
+        # tracks come first in the bank: a column below num_tracks is a live track's memory row
+        strong = (assignment.best_score > max(self.match_score_thr, self.nms_conf_thr)) & (
+            assignment.best_col < self.memory.num_tracks
+        )
+        return assignment.claimed, strong

@@ -10,13 +10,15 @@ unmatched detection above ``init_score_thr`` starts a track.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from qdtrack_pl.ops.affinity import class_masked_bisoftmax, cosine
-from qdtrack_pl.ops.assignment import greedy_assign
+from qdtrack_pl.ops.assignment import UNCLAIMED, greedy_assign
 from qdtrack_pl.ops.box_iou import box_iou
 from qdtrack_pl.ops.duplicate_removal import max_overlap_with_higher_ranked
+from qdtrack_pl.ops.host import to_device, to_host
 from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
 from qdtrack_pl.tracking.memory import UNTRACKED, TrackMemory
 
@@ -95,49 +97,54 @@ class TaoTracker:
         if frame_id == 0:
             self.reset()
         self.memory.check_compatible(embeddings)
+        device = embeddings.device
 
         # same-class distractor NMS: low-score boxes overlapping an earlier same-class box go
-        same_class = class_ids[:, None] == class_ids[None, :]
-        ious = box_iou(boxes, boxes) * same_class
-        distractor = (scores < self.distractor_score_thr) & (
+        det_boxes, det_scores, labels = to_host(boxes), to_host(scores), to_host(class_ids)
+        ious = box_iou(det_boxes, det_boxes) * (labels[:, None] == labels)
+        distractor = (det_scores < self.distractor_score_thr) & (
             max_overlap_with_higher_ranked(ious) > self.distractor_nms_thr
         )
-        order = (~distractor).nonzero().squeeze(1)
-        boxes, scores = boxes.index_select(0, order), scores.index_select(0, order)
-        labels, embeds = class_ids.index_select(0, order), embeddings.index_select(0, order)
+        order = np.flatnonzero(~distractor)
+        det_boxes, det_scores, labels = det_boxes[order], det_scores[order], labels[order]
+        embeds = embeddings.index_select(0, to_device(order, device))
 
-        ids = torch.full_like(order, UNTRACKED)
-        claimed = None
-        if order.numel() and not self.memory.is_empty:
-            bank = self.memory.bank()
-            track_scores = self.memory.boxes[:, SCORE_COLUMN]
-            same_class = labels[:, None] == bank.labels
-            affinity = self._affinity(embeds, bank.embeds, same_class)
-            close_scores = (scores[:, None] - track_scores).abs() < self.obj_score_diff_thr
-            assignment = greedy_assign(
-                affinity,
-                self.match_score_thr,
-                row_ok=scores >= self.obj_score_thr,
-                pair_ok=close_scores,
-            )
-            claimed = assignment.claimed
-            ids = self.memory.ids_or_untracked(claimed)
-            m = self.momentum_obj_score
-            smoothed = m * scores + (1 - m) * track_scores.index_select(0, claimed.clamp(min=0))
-            scores = torch.where(claimed >= 0, smoothed, scores)
+        claimed = np.full(len(order), UNCLAIMED)
+        if len(order) and not self.memory.is_empty:
+            claimed, det_scores = self._match(embeds, labels, det_scores)
+        ids = self.memory.ids_or_untracked(claimed)
+        born = (ids == UNTRACKED) & (det_scores > self.init_score_thr)
+        ids = np.where(born, born.cumsum() + (self.num_tracks - 1), ids)
 
-        born = (ids == UNTRACKED) & (scores > self.init_score_thr)
-        ids = torch.where(born, born.cumsum(0) + (self.num_tracks - 1), ids)
-
-        boxes_with_scores = torch.cat([boxes, scores[:, None]], dim=1)
+        boxes_with_scores = np.concatenate([det_boxes, det_scores[:, None]], axis=1)
         self.num_tracks += self.memory.commit(
             claimed, born, ids, boxes_with_scores, embeds, labels, frame_id, self.momentum_embed
         )
         self.memory.remove_expired(frame_id, self.memo_frames)
 
-        out = (ids >= 0).nonzero().squeeze(1)
+        out = np.flatnonzero(ids >= 0)
         return TrackerOutput(
-            track_ids=ids.index_select(0, out),
-            det_indices=order.index_select(0, out),
-            scores=scores.index_select(0, out),
+            track_ids=to_device(ids[out], device),
+            det_indices=to_device(order[out], device),
+            scores=to_device(det_scores[out], device, scores.dtype),
         )
+
+    def _match(
+        self, embeds: Tensor, labels: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Greedy matching against the tracks: the memory row each detection claims (-1: none) and
+        the scores, smoothed with the track's where a track was claimed."""
+        bank = self.memory.bank()
+        track_scores = self.memory.boxes[:, SCORE_COLUMN]
+        same_class = labels[:, None] == bank.labels
+        affinity = self._affinity(embeds, bank.embeds, to_device(same_class, embeds.device))
+        close_scores = np.abs(scores[:, None] - track_scores) < self.obj_score_diff_thr
+        claimed = greedy_assign(
+            to_host(affinity),
+            self.match_score_thr,
+            row_ok=scores >= self.obj_score_thr,
+            pair_ok=close_scores,
+        ).claimed
+        m = self.momentum_obj_score
+        smoothed = m * scores + (1 - m) * track_scores[np.maximum(claimed, 0)]
+        return claimed, np.where(claimed >= 0, smoothed, scores)

@@ -23,10 +23,15 @@ def plot_timelines(
     switches: Sequence[IdSwitch] = (),
     title: str = "",
     label: str = "track",
+    max_rows: int = 40,
 ) -> Any:
     """One row per id (in the given order) with a bar over each run of frames it appears on, in
     the id's drawing colour; identity switches are red crosses on the new track's row, with a
-    line from the old track's row."""
+    line from the old track's row. Beyond ``max_rows`` ids only the longest are drawn."""
+    if len(timelines) > max_rows:
+        longest = sorted(timelines, key=lambda t: -len(timelines[t]))[:max_rows]
+        title = f"{title} ({len(timelines) - max_rows} shorter {label}s not shown)"
+        timelines = {t: timelines[t] for t in timelines if t in set(longest)}
     rows = {track_id: row for row, track_id in enumerate(timelines)}
     for track_id, frames in timelines.items():
         ax.broken_barh(
