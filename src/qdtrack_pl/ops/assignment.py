@@ -50,35 +50,35 @@ def greedy_assign(
     claims nothing and frees nothing (it does not fall back to its second best).
     """
     n, m = affinity.shape
-    claimed = np.full(n, UNCLAIMED)
     if n == 0 or m == 0:
-        return GreedyAssignment(claimed, np.full(n, -np.inf, affinity.dtype), np.full(n, -1))
+        none = np.full(n, UNCLAIMED)
+        return GreedyAssignment(none, np.full(n, -np.inf, affinity.dtype), none.copy())
     may_claim = np.ones(n, dtype=bool) if row_ok is None else row_ok
     rows = np.arange(n)
     claimer = np.full(m, n)  # the row that claimed each column so far, n if none
-    best, col = np.empty(n, affinity.dtype), np.empty(n, np.int64)
+    rounds: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (claimed, best, col) prefixes
     start = 0
     while start < n:
-        block = affinity[start:]
-        if start:
-            block = np.where(claimer < n, -np.inf, block)
-        block_col = block.argmax(axis=1)
-        block_best = block[rows[: n - start], block_col]
-        claims = (block_best > threshold) & may_claim[start:]
+        block = affinity[start:] if not rounds else np.where(claimer < n, -np.inf, affinity[start:])
+        col = block.argmax(axis=1)
+        best = block[rows[: n - start], col]
+        claims = (best > threshold) & may_claim[start:]
         if col_ok is not None:
-            claims &= col_ok[block_col]
+            claims &= col_ok[col]
         if pair_ok is not None:
-            claims &= pair_ok[rows[start:], block_col]
-        stop = start + _first_stale(block_col, claims, may_claim[start:], m)
-        prefix = slice(start, stop)
-        won = claims[: stop - start]
-        claimer[block_col[: stop - start][won]] = rows[prefix][won]
-        claimed[prefix] = np.where(won, block_col[: stop - start], UNCLAIMED)
-        best[prefix], col[prefix] = block_best[: stop - start], block_col[: stop - start]
-        start = stop
+            claims &= pair_ok[rows[start:], col]
+        size = _valid_prefix(col, claims, may_claim[start:], m)
+        if size < n - start:
+            col, best, claims = col[:size], best[:size], claims[:size]
+        claimer[col[claims]] = rows[start : start + size][claims]  # distinct columns in a prefix
+        rounds.append((np.where(claims, col, UNCLAIMED), best, col))
+        start += size
+    claimed, best, col = (
+        rounds[0] if len(rounds) == 1 else (np.concatenate(p) for p in zip(*rounds, strict=True))
+    )
     # rows that could not claim were left stale when an earlier row took their column: give them
     # their best over the columns claimed by no earlier row
-    stale = np.flatnonzero(claimer[col] < rows)
+    stale = (claimer[col] < rows).nonzero()[0]
     if stale.size:
         masked = np.where(claimer < stale[:, None], -np.inf, affinity[stale])
         col[stale] = masked.argmax(axis=1)
@@ -86,11 +86,11 @@ def greedy_assign(
     return GreedyAssignment(claimed=claimed, best_score=best, best_col=col)
 
 
-def _first_stale(cols: np.ndarray, claims: np.ndarray, may_claim: np.ndarray, m: int) -> int:
-    """Index of the first row of a round that may claim but whose column ``cols[i]`` an earlier
-    row of the round claims (its result is stale); the round's length if there is none."""
-    claim_rows = np.flatnonzero(claims)
+def _valid_prefix(cols: np.ndarray, claims: np.ndarray, may_claim: np.ndarray, m: int) -> int:
+    """Length of a round's valid prefix: up to the first row that may claim but whose column
+    ``cols[i]`` an earlier row of the round claims (its result is stale)."""
+    claim_rows = claims.nonzero()[0]
     taker = np.full(m, len(cols))
     np.minimum.at(taker, cols[claim_rows], claim_rows)  # first claimer of each column
-    stale = np.flatnonzero(may_claim & (taker[cols] < np.arange(len(cols))))
+    stale = (may_claim & (taker[cols] < np.arange(len(cols)))).nonzero()[0]
     return int(stale[0]) if stale.size else len(cols)

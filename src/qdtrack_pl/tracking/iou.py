@@ -83,7 +83,7 @@ class IoUTracker:
         )
         self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
-        out = np.flatnonzero(ids >= 0)
+        out = (ids >= 0).nonzero()[0]
         device = boxes.device
         return TrackerOutput(
             track_ids=to_device(ids[out], device),

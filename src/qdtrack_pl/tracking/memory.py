@@ -160,7 +160,7 @@ class TrackMemory:
         Detection ``i`` updates memory row ``claimed[i]`` when that is >= 0 and starts track
         ``ids[i]`` when ``born[i]``. Arrays are per detection; ``embeds`` is (N, D).
         """
-        matched = np.flatnonzero(claimed >= 0)
+        matched = (claimed >= 0).nonzero()[0]
         if matched.size:
             self.update_tracks(
                 claimed[matched],
@@ -170,7 +170,7 @@ class TrackMemory:
                 frame_id,
                 momentum,
             )
-        newborn = np.flatnonzero(born)
+        newborn = born.nonzero()[0]
         if newborn.size:
             self.add_tracks(
                 ids[newborn],
@@ -190,7 +190,7 @@ class TrackMemory:
         alive = self.last_frame > frame_id - max_age
         if alive.all():
             return
-        rows = np.flatnonzero(alive)
+        rows = alive.nonzero()[0]
         self.ids, self.boxes = self.ids[rows], self.boxes[rows]
         self.labels, self.last_frame = self.labels[rows], self.last_frame[rows]
         self.embeds = self.embeds.index_select(0, to_device(rows, self.embeds.device))

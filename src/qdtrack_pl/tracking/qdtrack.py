@@ -101,7 +101,7 @@ class QDTracker:
         survivor = ~duplicates(
             ious, det_scores, self.obj_score_thr, self.nms_backdrop_iou_thr, self.nms_class_iou_thr
         )
-        kept = np.flatnonzero(survivor)
+        kept = survivor.nonzero()[0]
         order, det_boxes, det_scores = order[kept], det_boxes[kept], det_scores[kept]
         labels = to_host(class_ids)[order]
         embeds = embeddings.index_select(0, to_device(order, device))
@@ -123,14 +123,14 @@ class QDTracker:
         )
         # backdrops: still untracked and not overlapping a surviving detection ranked above
         overlap = max_overlap_with_higher_ranked(ious, suppressors=survivor)[kept]
-        backdrop = np.flatnonzero(untracked & ~born & (overlap <= self.nms_backdrop_iou_thr))
+        backdrop = (untracked & ~born & (overlap <= self.nms_backdrop_iou_thr)).nonzero()[0]
         self.memory.push_backdrops(
             embeds.index_select(0, to_device(backdrop, device)), labels[backdrop]
         )
         self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
         # 7. output: detections holding a track id in this frame
-        out = np.flatnonzero(ids >= 0)
+        out = (ids >= 0).nonzero()[0]
         return TrackerOutput(
             track_ids=to_device(ids[out], device),
             det_indices=to_device(order[out], device),
@@ -146,7 +146,8 @@ class QDTracker:
         bank = self.memory.bank()
         affinity = to_host(self._affinity(embeds, bank.embeds))
         if self.with_cats:
-            affinity *= labels[:, None] == bank.labels  # in place: a fresh matrix
+            same_class = labels[:, None] == bank.labels
+            affinity *= same_class.astype(affinity.dtype)  # in place: a fresh matrix
         assignment = greedy_assign(
             affinity,
             self.match_score_thr,

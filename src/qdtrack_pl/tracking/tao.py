@@ -105,7 +105,7 @@ class TaoTracker:
         distractor = (det_scores < self.distractor_score_thr) & (
             max_overlap_with_higher_ranked(ious) > self.distractor_nms_thr
         )
-        order = np.flatnonzero(~distractor)
+        order = (~distractor).nonzero()[0]
         det_boxes, det_scores, labels = det_boxes[order], det_scores[order], labels[order]
         embeds = embeddings.index_select(0, to_device(order, device))
 
@@ -122,7 +122,7 @@ class TaoTracker:
         )
         self.memory.remove_expired(frame_id, self.memo_frames)
 
-        out = np.flatnonzero(ids >= 0)
+        out = (ids >= 0).nonzero()[0]
         return TrackerOutput(
             track_ids=to_device(ids[out], device),
             det_indices=to_device(order[out], device),
