@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
+# the sweeper and launcher extras too, so their tests run instead of skipping
+EXTRAS ?= dev,optuna,slurm
 
 .DEFAULT_GOAL := help
 .PHONY: help install train test test-fast test-notebooks bench lint format clean
@@ -15,10 +17,10 @@ help:  ## List the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	@touch $(STAMP)
 
-install: $(STAMP)  ## Create .venv and install the package with its dev extra (re-runs only when pyproject.toml changes)
+install: $(STAMP)  ## Create .venv and install the package with the dev, optuna and slurm extras (re-runs only when pyproject.toml changes)
 
 train: $(STAMP)  ## The main job: generate data=synth, train the CPU default, track + evaluate val (ARGS="key=value ..." to override)
 	$(BIN)/qdtrack-train experiment=synth $(ARGS)

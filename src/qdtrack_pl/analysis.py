@@ -170,3 +170,42 @@ def nearest_neighbours(
     present = np.isin(key_ids, ref_ids)
     accuracy = float(correct[present].mean()) if present.any() else float("nan")
     return Retrieval(nearest, correct, accuracy)
+
+
+class IdentityMargin(NamedTuple):
+    """Cosine similarity of embeddings between two frames of a video, split by identity."""
+
+    same: float  # mean over pairs of one instance seen in both frames
+    different: float  # mean over pairs of two different instances
+    margin: float  # same - different: how far apart the two distributions sit on average
+    same_pairs: int
+    different_pairs: int
+
+
+def identity_margin(
+    frames: Sequence[tuple[Tensor, Sequence[int] | np.ndarray]], gap: int = 1
+) -> IdentityMargin:
+    """Embedding separation on held-out frames: every frame ``t`` of a video against frame
+    ``t + gap``; ``frames`` holds (embeddings (N_t, D), identities (N_t,)) in frame order.
+
+    Pairs from all frame pairs are pooled before averaging, so frames with many instances weigh
+    more. Raises ``ValueError`` if no pair of one kind exists (the margin would be undefined).
+    """
+    if gap < 1:
+        raise ValueError(f"gap must be >= 1, got {gap}")
+    same_sum = different_sum = 0.0
+    same_count = different_count = 0
+    for (key, key_ids), (ref, ref_ids) in zip(frames[:-gap], frames[gap:], strict=True):
+        cosine = similarity(key.float(), ref.float(), metric="cosine").cpu().numpy()
+        same_id = np.asarray(key_ids)[:, None] == np.asarray(ref_ids)[None, :]
+        same_sum += float(cosine[same_id].sum())
+        different_sum += float(cosine[~same_id].sum())
+        same_count += int(same_id.sum())
+        different_count += int((~same_id).sum())
+    if not same_count or not different_count:
+        raise ValueError(
+            f"need pairs of the same and of different identities {gap} frame(s) apart; got "
+            f"{same_count} same and {different_count} different"
+        )
+    same, different = same_sum / same_count, different_sum / different_count
+    return IdentityMargin(same, different, same - different, same_count, different_count)

@@ -229,13 +229,31 @@ def test_rejects_inconsistent_pair_batches(small_model: QDTrackModel) -> None:
 
 
 @pytest.mark.slow
-def test_small_config_learns_a_tiny_scene() -> None:
-    """30 SGD steps (config optimizer, 10 warm-up steps, grad clip 10 as the trainer would)
-    on one batch: detection and embedding losses must fall."""
+def test_cpu_default_losses_fall_on_synth_frames(compose_config, tmp_path: Path) -> None:
+    """The CPU default (``experiment=synth``: qdtrack_small, its optimizer, grad clip 10) on a
+    real ``data=synth`` batch: 30 steps (10 of warm-up) make the detection and both embedding
+    losses fall. One batch is repeated so the decrease measures learning, not batch noise."""
+    cfg = compose_config(
+        "train",
+        [
+            "experiment=synth",
+            f"data.root={tmp_path / 'synth'}",
+            "data.show_progress=false",
+            "data.num_workers=0",
+            "data.batch_size=2",
+            "data.synth.num_train_sequences=2",
+            "data.synth.num_val_sequences=1",
+            "data.synth.frames_range=[24,30]",
+            "model.warmup_iters=10",
+        ],
+    )
     torch.manual_seed(0)
-    module = build_module("qdtrack_small", warmup_iters=10)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    module = instantiate(cfg.model)
     model = module.model.train()
-    batch = rectangle_scene(batch_size=2, seed=0)
     [optimizer], schedulers = module.configure_optimizers()
     warmup = schedulers[0]["scheduler"]
     history = []
@@ -243,7 +261,7 @@ def test_small_config_learns_a_tiny_scene() -> None:
         losses = model.forward_train(batch)
         optimizer.zero_grad()
         torch.stack(list(losses.values())).sum().backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.trainer.gradient_clip_val)
         optimizer.step()
         warmup.step()
         history.append({k: v.item() for k, v in losses.items()})
@@ -253,9 +271,9 @@ def test_small_config_learns_a_tiny_scene() -> None:
 
     detection = lambda r: sum(r[k] for k in DETECTION_KEYS)  # noqa: E731
     first, last = history[:5], history[-5:]
-    assert mean(detection, last) < 0.6 * mean(detection, first)
-    assert mean(lambda r: r["loss_embed"], last) < 0.5 * mean(lambda r: r["loss_embed"], first)
-    assert mean(lambda r: r["loss_embed_aux"], last) < 0.5 * mean(
+    assert mean(detection, last) < 0.7 * mean(detection, first)
+    assert mean(lambda r: r["loss_embed"], last) < 0.7 * mean(lambda r: r["loss_embed"], first)
+    assert mean(lambda r: r["loss_embed_aux"], last) < 0.7 * mean(
         lambda r: r["loss_embed_aux"], first
     )
 

@@ -10,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 
 from qdtrack_pl.analysis import (
+    identity_margin,
     IdSwitch,
     embed_boxes,
     gt_timelines,
@@ -76,6 +77,29 @@ def test_nearest_neighbour_retrieval_and_similarities() -> None:
     assert retrieval.correct[:2].all() and retrieval.accuracy == 1.0  # id 3 is not in ref
     with pytest.raises(ValueError, match="unknown metric"):
         similarity(key, ref, "l2")
+
+
+def test_identity_margin_on_hand_computed_frames() -> None:
+    # frame 0: ids 1, 2 along the axes; frame 1: id 1 at 60 degrees from x, id 2 along y;
+    # frame 2: id 2 only. Cosines 0->1: same (1,1)=0.5, (2,2)=1; different (1,2)=0, (2,1)=sqrt(3)/2.
+    # 1->2: same (2,2)=1; different (1,2)=sqrt(3)/2.
+    root3 = 3**0.5
+    frames = [
+        (torch.tensor([[2.0, 0.0], [0.0, 3.0]]), [1, 2]),
+        (torch.tensor([[1.0, root3], [0.0, 0.5]]), np.array([1, 2])),
+        (torch.tensor([[0.0, 7.0]]), [2]),
+    ]
+    margin = identity_margin(frames, gap=1)
+    assert (margin.same_pairs, margin.different_pairs) == (3, 3)
+    assert margin.same == pytest.approx((0.5 + 1 + 1) / 3)
+    assert margin.different == pytest.approx((0 + root3 / 2 + root3 / 2) / 3)
+    assert margin.margin == pytest.approx(margin.same - margin.different)
+    two_apart = identity_margin(frames, gap=2)  # frame 0 vs frame 2 only
+    assert (two_apart.same, two_apart.different) == pytest.approx((1.0, 0.0))
+    with pytest.raises(ValueError, match="same and of different"):
+        identity_margin(frames[2:] * 2, gap=1)  # one instance: no different pair
+    with pytest.raises(ValueError, match="gap"):
+        identity_margin(frames, gap=0)
 
 
 def test_embed_boxes_with_a_qdtrack_model(compose_config) -> None:
