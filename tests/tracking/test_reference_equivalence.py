@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from benchmarks.reference_tracker import ReferenceQDTracker
 
+from benchmarks.reference_tracker import ReferenceQDTracker
 from fixtures.tracker_scenes import SceneConfig, random_scene
 from qdtrack_pl.tracking import QDTracker
 

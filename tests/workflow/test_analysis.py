@@ -10,11 +10,11 @@ import torch
 from hydra.utils import instantiate
 
 from qdtrack_pl.analysis import (
-    identity_margin,
     IdSwitch,
     embed_boxes,
     gt_timelines,
     id_switches,
+    identity_margin,
     nearest_neighbours,
     segments,
     similarity,

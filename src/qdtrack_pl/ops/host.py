@@ -27,9 +27,7 @@ def to_host(values: Tensor) -> np.ndarray:
     return values.numpy(force=True)
 
 
-def to_device(
-    values: np.ndarray, device: torch.device, dtype: torch.dtype | None = None
-) -> Tensor:
+def to_device(values: np.ndarray, device: torch.device, dtype: torch.dtype | None = None) -> Tensor:
     """``values`` as a tensor on ``device`` (shares memory on CPU), cast to ``dtype`` if given."""
     tensor = torch.from_numpy(values)
     if device.type == "cpu" and dtype in (None, tensor.dtype):

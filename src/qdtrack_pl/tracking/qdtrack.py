@@ -9,8 +9,8 @@ every ``frame_id == 0`` (P2) and ids restart from 0 per video.
 
 The per-frame work is vectorised: no Python loop over detections (see ``ops.assignment`` for the
 greedy matching in rounds). Boxes, scores, labels and ids are handled as numpy arrays on the host,
-the embedding math in torch on the embeddings' device (``ops.host`` says why); the output tensors are
-on the detections' device.
+the embedding math in torch on the embeddings' device (``ops.host`` says why); the output tensors
+are on the detections' device.
 """
 
 from __future__ import annotations
