@@ -25,6 +25,7 @@ import trackeval
 
 from qdtrack_pl.data.video_index import FrameAnnotations, Video, VideoIndex
 from qdtrack_pl.eval.mot_results import UNKNOWN_CLASS, TrackResults
+from qdtrack_pl.eval.trackeval_adapter import quiet_evaluator
 
 TRACKER_NAME = "qdtrack"
 DATA_SUB_FOLDER = "data"
@@ -119,18 +120,7 @@ def _run_trackeval(gt_dir: Path, tracker_dir: Path, class_names: tuple[str, ...]
             "PRINT_CONFIG": False,
         }
     )
-    evaluator = trackeval.Evaluator(
-        {
-            "USE_PARALLEL": False,
-            "PRINT_RESULTS": False,
-            "PRINT_CONFIG": False,
-            "TIME_PROGRESS": False,
-            "OUTPUT_SUMMARY": False,
-            "OUTPUT_DETAILED": False,
-            "PLOT_CURVES": False,
-            "LOG_ON_ERROR": None,
-        }
-    )
+    evaluator = quiet_evaluator()
     metrics = [
         trackeval.metrics.HOTA({"PRINT_CONFIG": False}),
         trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),

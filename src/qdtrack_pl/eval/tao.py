@@ -22,6 +22,7 @@ import trackeval
 from qdtrack_pl.data.video_index import VideoIndex
 from qdtrack_pl.eval.bdd100k import require_classes
 from qdtrack_pl.eval.mot_results import TrackResults
+from qdtrack_pl.eval.trackeval_adapter import quiet_evaluator
 
 TRACKER_NAME = "qdtrack"
 DATA_SUB_FOLDER = "data"
@@ -94,18 +95,7 @@ def evaluate_tao(
                 "PRINT_CONFIG": False,
             }
         )
-        evaluator = trackeval.Evaluator(
-            {
-                "USE_PARALLEL": False,
-                "PRINT_RESULTS": False,
-                "PRINT_CONFIG": False,
-                "TIME_PROGRESS": False,
-                "OUTPUT_SUMMARY": False,
-                "OUTPUT_DETAILED": False,
-                "PLOT_CURVES": False,
-                "LOG_ON_ERROR": None,
-            }
-        )
+        evaluator = quiet_evaluator()
         metric = trackeval.metrics.TrackMAP(
             {"IOU_THRESHOLDS": IOU_THRESHOLDS, "PRINT_CONFIG": False}
         )

@@ -75,6 +75,29 @@ COUNT_KEYS = frozenset(
 TABLE_KEYS = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW", "FP", "FN", "MT", "ML")
 
 
+def quiet_evaluator() -> trackeval.Evaluator:
+    """A single-process TrackEval evaluator that prints, plots and writes nothing and raises on
+    the first error (our callers turn it into a message naming the input)."""
+    return trackeval.Evaluator(
+        {
+            "USE_PARALLEL": False,
+            "NUM_PARALLEL_CORES": 1,
+            "BREAK_ON_ERROR": True,
+            "RETURN_ON_ERROR": False,
+            "LOG_ON_ERROR": None,
+            "PRINT_RESULTS": False,
+            "PRINT_ONLY_COMBINED": False,
+            "PRINT_CONFIG": False,
+            "TIME_PROGRESS": False,
+            "DISPLAY_LESS_PROGRESS": False,
+            "OUTPUT_SUMMARY": False,
+            "OUTPUT_EMPTY_CLASSES": False,
+            "OUTPUT_DETAILED": False,
+            "PLOT_CURVES": False,
+        }
+    )
+
+
 @dataclass(frozen=True)
 class EvalResult:
     """Metric values by name. ``metrics``: headline (class-averaged if several classes) plus
@@ -351,24 +374,7 @@ def evaluate_mot_challenge(
         dataset_config["SEQMAP_FILE"] = str(seqmap)
     else:
         dataset_config["SEQ_INFO"] = {name: None for name in seqmap}  # lengths from seqinfo.ini
-    evaluator = trackeval.Evaluator(
-        {
-            "USE_PARALLEL": False,
-            "NUM_PARALLEL_CORES": 1,
-            "BREAK_ON_ERROR": True,
-            "RETURN_ON_ERROR": False,
-            "LOG_ON_ERROR": None,
-            "PRINT_RESULTS": False,
-            "PRINT_ONLY_COMBINED": False,
-            "PRINT_CONFIG": False,
-            "TIME_PROGRESS": False,
-            "DISPLAY_LESS_PROGRESS": False,
-            "OUTPUT_SUMMARY": False,
-            "OUTPUT_EMPTY_CLASSES": False,
-            "OUTPUT_DETAILED": False,
-            "PLOT_CURVES": False,
-        }
-    )
+    evaluator = quiet_evaluator()
     metrics = _metrics(iou_threshold)
     with contextlib.redirect_stdout(io.StringIO()):  # TrackEval prints progress lines
         dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)

@@ -10,8 +10,12 @@ from __future__ import annotations
 import operator
 from typing import NamedTuple, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from qdtrack_pl.ops.host import to_device
+from qdtrack_pl.tracking.memory import UNTRACKED, TrackMemory
 
 
 class TrackerOutput(NamedTuple):
@@ -80,3 +84,56 @@ def validate_detections(
     if frame < 0:
         raise ValueError(f"frame_id must be >= 0 (0-based within the video), got {frame}")
     return frame
+
+
+class MemoryTracker:
+    """What the memory-based trackers share: the track memory, the per-video id counter, and the
+    two steps they take alike (numbering newborn tracks, building the output). Subclasses set
+    ``init_score_thr`` and implement ``update``, calling ``start_frame`` first."""
+
+    init_score_thr: float
+
+    def __init__(self, backdrop_frames: int = 0) -> None:
+        self.memory = TrackMemory(backdrop_frames=backdrop_frames)
+        self.num_tracks = 0  # id counter of the current video
+
+    def reset(self) -> None:
+        """Forget all tracks and backdrops and restart ids at 0."""
+        self.memory.reset()
+        self.num_tracks = 0
+
+    def start_frame(
+        self, boxes: Tensor, scores: Tensor, class_ids: Tensor, embeddings: Tensor, frame_id: int
+    ) -> int:
+        """Validate one frame's inputs; frame 0 starts a new video (reset). Returns ``frame_id``."""
+        frame_id = validate_detections(boxes, scores, class_ids, embeddings, frame_id)
+        if frame_id == 0:
+            self.reset()
+        return frame_id
+
+    def assign_ids(
+        self, claimed: np.ndarray, scores: np.ndarray, may_start: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Track id per detection (in processing order) and the newborn mask.
+
+        A detection keeps the id of the memory row it ``claimed``; an unclaimed one scoring above
+        ``init_score_thr`` (and allowed by ``may_start``) starts a track, ids consecutive in
+        processing order; the rest get ``UNTRACKED``."""
+        ids = self.memory.ids_or_untracked(claimed)
+        born = (ids == UNTRACKED) & (scores > self.init_score_thr)
+        if may_start is not None:
+            born &= may_start
+        return born, np.where(born, born.cumsum() + (self.num_tracks - 1), ids)
+
+    @staticmethod
+    def output(
+        ids: np.ndarray, order: np.ndarray, scores: np.ndarray, like: Tensor
+    ) -> TrackerOutput:
+        """The detections holding a track id, as tensors on ``like``'s device (scores in its
+        dtype); ``order`` maps processing order back to the caller's detection indices."""
+        out = (ids >= 0).nonzero()[0]
+        return TrackerOutput(
+            track_ids=to_device(ids[out], like.device),
+            det_indices=to_device(order[out], like.device),
+            scores=to_device(scores[out], like.device, like.dtype),
+        )

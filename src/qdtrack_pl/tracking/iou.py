@@ -13,12 +13,11 @@ from torch import Tensor
 
 from qdtrack_pl.ops.assignment import UNCLAIMED, greedy_assign
 from qdtrack_pl.ops.box_iou import box_iou
-from qdtrack_pl.ops.host import to_device, to_host
-from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
-from qdtrack_pl.tracking.memory import UNTRACKED, TrackMemory
+from qdtrack_pl.ops.host import to_host
+from qdtrack_pl.tracking.base import MemoryTracker, TrackerOutput
 
 
-class IoUTracker:
+class IoUTracker(MemoryTracker):
     """Greedy IoU tracker: appearance-free ablation of ``QDTracker``."""
 
     def __init__(
@@ -33,18 +32,12 @@ class IoUTracker:
             raise ValueError(f"memo_tracklet_frames must be >= 0, got {memo_tracklet_frames}")
         if match_iou_thr < 0:
             raise ValueError(f"match_iou_thr must be >= 0, got {match_iou_thr}")
+        super().__init__(backdrop_frames=0)
         self.init_score_thr = init_score_thr
         self.obj_score_thr = obj_score_thr
         self.match_iou_thr = match_iou_thr
         self.memo_tracklet_frames = memo_tracklet_frames
         self.with_cats = with_cats
-        self.memory = TrackMemory(backdrop_frames=0)
-        self.num_tracks = 0
-
-    def reset(self) -> None:
-        """Forget all tracks and restart ids at 0."""
-        self.memory.reset()
-        self.num_tracks = 0
 
     @torch.inference_mode()
     def update(
@@ -56,10 +49,7 @@ class IoUTracker:
         frame_id: int,
     ) -> TrackerOutput:
         """Associate one frame by box overlap with the tracks' last boxes."""
-        frame_id = validate_detections(boxes, scores, class_ids, embeddings, frame_id)
-        if frame_id == 0:
-            self.reset()
-
+        frame_id = self.start_frame(boxes, scores, class_ids, embeddings, frame_id)
         host_scores = to_host(scores)
         order = np.argsort(-host_scores, kind="stable")
         det_boxes, det_scores = to_host(boxes)[order], host_scores[order]
@@ -74,19 +64,11 @@ class IoUTracker:
             claimed = greedy_assign(
                 overlap, self.match_iou_thr, row_ok=det_scores > self.obj_score_thr
             ).claimed
-        ids = self.memory.ids_or_untracked(claimed)
-        born = (ids == UNTRACKED) & (det_scores > self.init_score_thr)
-        ids = np.where(born, born.cumsum() + (self.num_tracks - 1), ids)
+        born, ids = self.assign_ids(claimed, det_scores)
 
         self.num_tracks += self.memory.commit(
             claimed, born, ids, det_boxes, no_embeds, labels, frame_id, momentum=1.0
         )
         self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
-        out = (ids >= 0).nonzero()[0]
-        device = boxes.device
-        return TrackerOutput(
-            track_ids=to_device(ids[out], device),
-            det_indices=to_device(order[out], device),
-            scores=to_device(det_scores[out], device, scores.dtype),
-        )
+        return self.output(ids, order, det_scores, like=scores)

@@ -24,11 +24,10 @@ from qdtrack_pl.ops.assignment import UNCLAIMED, greedy_assign
 from qdtrack_pl.ops.box_iou import box_iou
 from qdtrack_pl.ops.duplicate_removal import duplicates, max_overlap_with_higher_ranked
 from qdtrack_pl.ops.host import to_device, to_host
-from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
-from qdtrack_pl.tracking.memory import TrackMemory
+from qdtrack_pl.tracking.base import MemoryTracker, TrackerOutput
 
 
-class QDTracker:
+class QDTracker(MemoryTracker):
     """Quasi-dense embedding tracker; keyword defaults are the class defaults of spec 3.1."""
 
     def __init__(
@@ -56,6 +55,7 @@ class QDTracker:
         ):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+        super().__init__(backdrop_frames=memo_backdrop_frames)
         self.init_score_thr = init_score_thr
         self.obj_score_thr = obj_score_thr
         self.match_score_thr = match_score_thr
@@ -68,13 +68,6 @@ class QDTracker:
         self.with_cats = with_cats
         self.match_metric = match_metric
         self._affinity = get_affinity(match_metric)
-        self.memory = TrackMemory(backdrop_frames=memo_backdrop_frames)
-        self.num_tracks = 0  # id counter of the current video
-
-    def reset(self) -> None:
-        """Forget all tracks and backdrops and restart ids at 0."""
-        self.memory.reset()
-        self.num_tracks = 0
 
     @torch.inference_mode()
     def update(
@@ -87,9 +80,7 @@ class QDTracker:
     ) -> TrackerOutput:
         """Associate one frame: ``boxes`` (N, 4) xyxy, ``scores`` (N,), ``class_ids`` (N,) int64,
         ``embeddings`` (N, D); ``frame_id`` is 0-based within the video."""
-        frame_id = validate_detections(boxes, scores, class_ids, embeddings, frame_id)
-        if frame_id == 0:
-            self.reset()
+        frame_id = self.start_frame(boxes, scores, class_ids, embeddings, frame_id)
         self.memory.check_compatible(embeddings)
         device = embeddings.device
 
@@ -113,9 +104,7 @@ class QDTracker:
         untracked = (claimed < 0) & ~strong
 
         # 5. births: consecutive ids in score order
-        born = untracked & (det_scores > self.init_score_thr)
-        new_ids = born.cumsum() + (self.num_tracks - 1)
-        ids = np.where(born, new_ids, self.memory.ids_or_untracked(claimed))
+        born, ids = self.assign_ids(claimed, det_scores, may_start=~strong)
 
         # 6. memory update: matched tracks, newborns, backdrops, deaths
         self.num_tracks += self.memory.commit(
@@ -130,12 +119,7 @@ class QDTracker:
         self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
         # 7. output: detections holding a track id in this frame
-        out = (ids >= 0).nonzero()[0]
-        return TrackerOutput(
-            track_ids=to_device(ids[out], device),
-            det_indices=to_device(order[out], device),
-            scores=to_device(det_scores[out], device, scores.dtype),
-        )
+        return self.output(ids, order, det_scores, like=scores)
 
     def _match(
         self, embeds: Tensor, labels: np.ndarray, scores: np.ndarray

@@ -19,14 +19,13 @@ from qdtrack_pl.ops.assignment import UNCLAIMED, greedy_assign
 from qdtrack_pl.ops.box_iou import box_iou
 from qdtrack_pl.ops.duplicate_removal import max_overlap_with_higher_ranked
 from qdtrack_pl.ops.host import to_device, to_host
-from qdtrack_pl.tracking.base import TrackerOutput, validate_detections
-from qdtrack_pl.tracking.memory import UNTRACKED, TrackMemory
+from qdtrack_pl.tracking.base import MemoryTracker, TrackerOutput
 
 TAO_MATCH_METRICS = ("bisoftmax", "cosine")
 SCORE_COLUMN = 4  # track boxes are stored as (x1, y1, x2, y2, score), mmdet's convention
 
 
-class TaoTracker:
+class TaoTracker(MemoryTracker):
     """TAO tracker; keyword defaults are the values of ``configs/tao`` (spec 3.3)."""
 
     def __init__(
@@ -57,6 +56,7 @@ class TaoTracker:
             raise ValueError(f"memo_frames must be >= 0, got {memo_frames}")
         if match_score_thr < 0:
             raise ValueError(f"match_score_thr must be >= 0, got {match_score_thr}")
+        super().__init__(backdrop_frames=0)
         self.init_score_thr = init_score_thr
         self.obj_score_thr = obj_score_thr
         self.match_score_thr = match_score_thr
@@ -68,13 +68,6 @@ class TaoTracker:
         self.distractor_score_thr = distractor_score_thr
         self.match_metric = match_metric
         self.match_with_cosine = match_with_cosine
-        self.memory = TrackMemory(backdrop_frames=0)
-        self.num_tracks = 0
-
-    def reset(self) -> None:
-        """Forget all tracks and restart ids at 0."""
-        self.memory.reset()
-        self.num_tracks = 0
 
     def _affinity(self, embeds: Tensor, memo_embeds: Tensor, same_class: Tensor) -> Tensor:
         cos = cosine(embeds, memo_embeds) * same_class
@@ -93,9 +86,7 @@ class TaoTracker:
         frame_id: int,
     ) -> TrackerOutput:
         """Associate one frame (detections in score order, as the detector returns them)."""
-        frame_id = validate_detections(boxes, scores, class_ids, embeddings, frame_id)
-        if frame_id == 0:
-            self.reset()
+        frame_id = self.start_frame(boxes, scores, class_ids, embeddings, frame_id)
         self.memory.check_compatible(embeddings)
         device = embeddings.device
 
@@ -112,9 +103,7 @@ class TaoTracker:
         claimed = np.full(len(order), UNCLAIMED)
         if len(order) and not self.memory.is_empty:
             claimed, det_scores = self._match(embeds, labels, det_scores)
-        ids = self.memory.ids_or_untracked(claimed)
-        born = (ids == UNTRACKED) & (det_scores > self.init_score_thr)
-        ids = np.where(born, born.cumsum() + (self.num_tracks - 1), ids)
+        born, ids = self.assign_ids(claimed, det_scores)
 
         boxes_with_scores = np.concatenate([det_boxes, det_scores[:, None]], axis=1)
         self.num_tracks += self.memory.commit(
@@ -122,12 +111,7 @@ class TaoTracker:
         )
         self.memory.remove_expired(frame_id, self.memo_frames)
 
-        out = (ids >= 0).nonzero()[0]
-        return TrackerOutput(
-            track_ids=to_device(ids[out], device),
-            det_indices=to_device(order[out], device),
-            scores=to_device(det_scores[out], device, scores.dtype),
-        )
+        return self.output(ids, order, det_scores, like=scores)
 
     def _match(
         self, embeds: Tensor, labels: np.ndarray, scores: np.ndarray
