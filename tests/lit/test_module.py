@@ -89,7 +89,10 @@ def test_fit_logs_every_loss_and_reloads_from_checkpoint(tmp_path: Path) -> None
 
 
 def test_optimizer_and_chained_warmup_with_step_decay() -> None:
-    module = build_module(warmup_iters=4, warmup_ratio=0.1, **{"scheduler.milestones": [1]})
+    """The paper's schedule (qdtrack_r50): SGD, linear warm-up, step decay per epoch."""
+    module = build_module(
+        "qdtrack_r50", warmup_iters=4, warmup_ratio=0.1, **{"scheduler.milestones": [1]}
+    )
     [optimizer], schedulers = module.configure_optimizers()
     assert isinstance(optimizer, torch.optim.SGD)
     group = optimizer.param_groups[0]
@@ -98,7 +101,7 @@ def test_optimizer_and_chained_warmup_with_step_decay() -> None:
     assert not frozen & {id(p) for p in group["params"]}
     assert [s["interval"] for s in schedulers] == ["step", "epoch"]
     warmup, decay = (s["scheduler"] for s in schedulers)
-    base = 0.01
+    base = 0.02
     # mmcv linear warm-up: lr = base * (ratio + (1 - ratio) * it / warmup_iters)
     lrs = [group["lr"]]
     for it in range(1, 7):
@@ -113,9 +116,10 @@ def test_optimizer_and_chained_warmup_with_step_decay() -> None:
 
 
 def test_no_warmup_and_no_scheduler() -> None:
-    module = build_module(warmup_iters=0, scheduler=None)
+    module = build_module(warmup_iters=0, scheduler=None)  # the CPU default: AdamW
     [optimizer], schedulers = module.configure_optimizers()
-    assert schedulers == [] and optimizer.param_groups[0]["lr"] == 0.01
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert schedulers == [] and optimizer.param_groups[0]["lr"] == 1e-3
     with pytest.raises(ValueError, match="warmup_ratio"):
         QDTrackModule(module.model, module.hparams.optimizer, warmup_ratio=0.0)
 

@@ -12,8 +12,8 @@ from qdtrack_pl.tracking import TRACKERS, IoUTracker, QDTracker, TaoTracker, bui
 
 @pytest.mark.parametrize(
     ("name", "cls"),
-    [("qdtrack", QDTracker), ("mot17", QDTracker), ("bdd100k", QDTracker), ("tao", TaoTracker),
-     ("iou", IoUTracker)],
+    [("qdtrack", QDTracker), ("mot17", QDTracker), ("bdd100k", QDTracker), ("synth", QDTracker),
+     ("tao", TaoTracker), ("iou", IoUTracker)],
 )  # fmt: skip
 def test_config_builds_its_tracker(compose_config, name: str, cls: type) -> None:
     cfg = compose_config("track", [f"tracker={name}", "ckpt_path=x", "input=y"])
@@ -31,6 +31,8 @@ def test_qdtrack_yaml_is_the_class_defaults_and_variants_differ(compose_config) 
     assert (mot17.init_score_thr, mot17.memo_tracklet_frames) == (0.9, 30)
     bdd = compose_config("track", ["tracker=bdd100k", "ckpt_path=x", "input=y"]).tracker
     assert (bdd.init_score_thr, bdd.obj_score_thr) == (0.7, 0.3)
+    synth = compose_config("train", ["experiment=synth"]).tracker
+    assert (synth.match_metric, synth.match_score_thr, synth.init_score_thr) == ("cosine", 0.3, 0.9)
 
 
 def test_registry() -> None:

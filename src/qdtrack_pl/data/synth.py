@@ -87,7 +87,7 @@ class SynthConfig:
     objects_range: tuple[int, int] = (4, 8)  # objects per sequence, inclusive range
     classes: tuple[str, ...] = ("person", "car", "box")  # names from SHAPE_ASPECTS
     size_range: tuple[int, int] = (18, 70)  # long side of an object, pixels
-    speed_range: tuple[float, float] = (0.5, 3.0)  # pixels per frame
+    speed_range: tuple[float, float] = (1.5, 5.0)  # pixels per frame
     turn_prob: float = 0.04  # per object and frame: draw a new speed and heading
     max_turn_deg: float = 100.0  # largest heading change of one turn
     crossing_pairs: int = 1  # object pairs per sequence sent through one point at one frame
