@@ -36,9 +36,21 @@ class Workload(NamedTuple):
     cpu_batch_size: int | None  # None: the datamodule's configured batch size
     gpu_batch_size: int | None
     objects_per_frame: int  # generated ground truth (workloads that do not read synth)
+    overrides: tuple[str, ...] = ()  # on top of the two groups, as the training run sets them
 
 
-SMALL = Workload("small@320x192", "qdtrack_small", "synth", 320, 192, None, None, 0)
+# The CPU default exactly as `make train` (experiment=synth) runs it: qdtrack_small on ResNet-10.
+SMALL = Workload(
+    "small@320x192",
+    "qdtrack_small",
+    "synth",
+    320,
+    192,
+    None,
+    None,
+    0,
+    ("model.model.detector.backbone=resnet10",),
+)
 # MOT17 frames resized to 1088x608 hold ~30 annotated pedestrians; the paper trains 2 per GPU, and
 # a CPU takes one pair per step for a few steps.
 R50 = Workload("r50@1088x608", "qdtrack_r50", "mot17", 1088, 608, 1, 2, 30)
@@ -60,6 +72,7 @@ def load_config(workload: Workload) -> DictConfig:
                 f"+model={workload.model}",
                 f"+paths.data_dir={data_dir()}",
                 f"+seed={SEED}",
+                *workload.overrides,
             ]
         )
     if "show_progress" in cfg.data:
