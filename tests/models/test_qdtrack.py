@@ -95,6 +95,26 @@ def test_forward_train_returns_the_six_finite_losses(small_model: QDTrackModel) 
         assert value.item() > 0, name
 
 
+def test_frozen_detector_trains_only_the_embedding_head() -> None:
+    """TAO stage 2: no detection losses, no detector gradients, BatchNorm statistics unchanged
+    (the detector stays in eval mode through ``train()``), the embedding head learns."""
+    torch.manual_seed(0)
+    module = build_module("qdtrack_small", **{"model.freeze_detector": True})
+    model = module.model.train()
+    assert not model.detector.training and model.embed_head.training
+    [optimizer], _ = module.configure_optimizers()
+    trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert trained == {id(p) for p in model.embed_head.parameters()}
+    detector_before = {k: v.clone() for k, v in model.detector.state_dict().items()}
+    losses = model.forward_train(rectangle_scene())
+    assert tuple(losses) == ("loss_embed", "loss_embed_aux")
+    sum(losses.values()).backward()
+    assert all(p.grad is None for p in model.detector.parameters())
+    assert model.embed_head.fc_embed.weight.grad.abs().sum() > 0
+    for name, value in model.detector.state_dict().items():  # running BN stats included
+        assert torch.equal(value, detector_before[name]), name
+
+
 def test_gradients_flow_into_every_component(small_model: QDTrackModel) -> None:
     small_model.train().zero_grad()
     sum(small_model.forward_train(rectangle_scene()).values()).backward()

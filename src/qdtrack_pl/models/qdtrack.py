@@ -87,6 +87,7 @@ class QDTrackModel(nn.Module):
         aux_neg_margin: float = 0.1,
         aux_neg_pos_ub: float = 3.0,
         aux_hard_mining: bool = True,
+        freeze_detector: bool = False,
     ) -> None:
         super().__init__()
         self.detector = detector
@@ -100,11 +101,23 @@ class QDTrackModel(nn.Module):
         self.aux_neg_margin = aux_neg_margin
         self.aux_neg_pos_ub = aux_neg_pos_ub
         self.aux_hard_mining = aux_hard_mining
+        self.freeze_detector = freeze_detector
+        if freeze_detector:
+            self.detector.requires_grad_(False)
+            self.detector.eval()
+
+    def train(self, mode: bool = True) -> QDTrackModel:
+        """A frozen detector stays in eval mode (its BatchNorm statistics never move)."""
+        super().train(mode)
+        if self.freeze_detector:
+            self.detector.eval()
+        return self
 
     def forward_train(
         self, batch: PairBatch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """Weighted training losses ``LOSS_KEYS`` of a batch of key/reference pairs."""
+        """Weighted training losses ``LOSS_KEYS`` of a batch of key/reference pairs; with
+        ``freeze_detector`` only the two embedding losses (the detector is not trained)."""
         _check_pair_batch(batch)
         num = len(batch)
         images, features = self.detector.extract_features(
@@ -115,15 +128,19 @@ class QDTrackModel(nn.Module):
         key_features = {k: v[:num] for k, v in features.items()}
         ref_features = {k: v[num:] for k, v in features.items()}
 
-        det_targets = to_torchvision_targets(batch.key_targets)
-        key_proposals, losses = self.detector.rpn_losses(key_images, key_features, det_targets)
-        losses |= self.detector.roi_losses(key_images, key_features, key_proposals, det_targets)
+        if self.freeze_detector:  # TAO stage 2 (spec 5): key proposals as at test time, no losses
+            key_proposals = self.detector.inference_proposals(key_images, key_features)
+            losses: dict[str, Tensor] = {}
+        else:
+            det_targets = to_torchvision_targets(batch.key_targets)
+            key_proposals, losses = self.detector.rpn_losses(key_images, key_features, det_targets)
+            losses |= self.detector.roi_losses(key_images, key_features, key_proposals, det_targets)
         ref_proposals = self.detector.inference_proposals(ref_images, ref_features)
 
         losses["loss_embed"], losses["loss_embed_aux"] = self._embedding_branch(
             features, images.image_sizes, key_proposals, ref_proposals, batch, generator
         )
-        return {key: losses[key] for key in LOSS_KEYS}
+        return {key: losses[key] for key in LOSS_KEYS if key in losses}
 
     def _embedding_branch(
         self,
