@@ -22,6 +22,7 @@ from qdtrack_pl.data.pairs import (
     VideoSequenceSampler,
     collate_frames,
     collate_pairs,
+    repeat_factors,
 )
 from qdtrack_pl.data.transforms import AugmentParams, FrameTransform
 from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
@@ -193,6 +194,33 @@ def test_ignored_instances_are_removed_and_never_make_a_key(tmp_path: Path) -> N
     assert pair.key_targets.track_ids.tolist() == [1]
     assert pair.key_targets.boxes.tolist() == [[2.0, 2.0, 10.0, 12.0]]
     assert pair.ref_targets.track_ids.tolist() == [1, 2]
+
+
+def test_repeat_factors_by_hand() -> None:
+    # 5 images; class 0 in 3 (f = 0.6), classes 1 and 2 in one each (f = 0.2); threshold 0.8:
+    # class factors sqrt(0.8 / 0.6) = 1.1547, sqrt(0.8 / 0.2) = 2, 2; no class -> 1
+    classes = [np.array([0]), np.array([0, 1]), np.array([0]), np.array([2]), np.array([], int)]
+    factors = repeat_factors(classes, oversample_thr=0.8)
+    assert factors == pytest.approx([(0.8 / 0.6) ** 0.5, 2.0, (0.8 / 0.6) ** 0.5, 2.0, 1.0])
+    assert repeat_factors(classes, oversample_thr=1e-3) == pytest.approx([1.0] * 5)  # all common
+    with pytest.raises(ValueError, match="oversample_thr"):
+        repeat_factors(classes, oversample_thr=0.0)
+
+
+def test_class_balanced_keys_repeat_frames_of_rare_classes(tmp_path: Path) -> None:
+    # class 1 is on one frame of three (f = 1/3): factor sqrt(1 / (1/3)) = 1.73 -> 2 copies
+    frames = []
+    for t, classes in enumerate([[0], [0], [0, 1]]):
+        path = tmp_path / f"{t:06d}.jpg"
+        Image.new("RGB", SIZE, (90, 90, 160)).save(path)
+        boxes = [[2 + 10 * j, 2, 10 + 10 * j, 12] for j in range(len(classes))]
+        annotations = FrameAnnotations.from_rows(boxes, list(range(len(classes))), classes)
+        frames.append(Frame(t, path, annotations, t + 1))
+    index = VideoIndex((Video("rare", tuple(frames), *SIZE),), ("common", "rare"))
+    transform = FrameTransform(image_size=SIZE)
+    balanced = PairDataset(index, transform, scope=1, oversample_thr=1.0)
+    assert balanced.keys == [(0, 0), (0, 1), (0, 2), (0, 2)]
+    assert PairDataset(index, transform, scope=1).keys == [(0, 0), (0, 1), (0, 2)]
 
 
 def test_static_images_pair_with_themselves_and_get_identities(tmp_path: Path) -> None:

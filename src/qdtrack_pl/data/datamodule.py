@@ -49,6 +49,8 @@ class VideoDataModule(pl.LightningDataModule, ABC):
         persistent_workers: keep workers alive between epochs (only when ``num_workers > 0``).
         scope: reference frames are drawn within +-scope frames of the key (spec §4.3).
         skip_nomatch: draw references only among frames sharing an identity with the key.
+        oversample_thr: class-balanced key sampling (repeat factor ``sqrt(thr / class frequency)``,
+            spec 5, TAO: 1e-3); None draws every key once per epoch.
         image_size: keep-ratio resize bounds (long side, short side), training and inference.
         scale_range: training resize jitter, multiplies the keep-ratio factor; (1, 1) = off.
         flip_prob: training horizontal-flip probability (shared by key and reference).
@@ -70,6 +72,7 @@ class VideoDataModule(pl.LightningDataModule, ABC):
         persistent_workers: bool = True,
         scope: int = 3,
         skip_nomatch: bool = True,
+        oversample_thr: float | None = None,
         image_size: tuple[int, int] = (320, 192),
         scale_range: tuple[float, float] = (1.0, 1.0),
         flip_prob: float = 0.5,
@@ -85,6 +88,7 @@ class VideoDataModule(pl.LightningDataModule, ABC):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.scope = scope
         self.skip_nomatch = skip_nomatch
+        self.oversample_thr = oversample_thr
         self.pad_divisor = pad_divisor
         self.seed = seed
         size = (int(image_size[0]), int(image_size[1]))
@@ -156,7 +160,9 @@ class VideoDataModule(pl.LightningDataModule, ABC):
         checkpoints (:mod:`qdtrack_pl.data.resumable`), so a run resumed mid-epoch trains on the
         batches an uninterrupted run would."""
         index = self.index("train")
-        dataset = PairDataset(index, self.train_transform, self.scope, self.skip_nomatch)
+        dataset = PairDataset(
+            index, self.train_transform, self.scope, self.skip_nomatch, self.oversample_thr
+        )
         if len(dataset) == 0:
             raise DatasetFormatError(
                 f"the train split ({index.name or type(self).__name__}, {len(index)} videos) has "

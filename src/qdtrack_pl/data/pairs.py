@@ -1,8 +1,10 @@
 """Training pairs (spec §4.3), whole-video frame loading for evaluation, and their collation.
 
 Training: every annotated frame with at least one target is a key; its reference is drawn uniformly
-from the frames within ``scope`` of it. Evaluation: frames in video order, kept whole per rank by
-:class:`VideoSequenceSampler` so the tracker sees every video from its first frame.
+from the frames within ``scope`` of it. With ``oversample_thr`` keys are repeated by their class
+repeat factor (mmdet's ``ClassBalancedDataset``, TAO's recipe in spec 5). Evaluation: frames in
+video order, kept whole per rank by :class:`VideoSequenceSampler` so the tracker sees every video
+from its first frame.
 """
 
 from __future__ import annotations
@@ -41,6 +43,22 @@ def training_mask(annotations: FrameAnnotations, width: int, height: int) -> np.
     return ~annotations.ignore & (w >= MIN_BOX_SIDE) & (h >= MIN_BOX_SIDE) & overlaps
 
 
+def repeat_factors(image_classes: Sequence[np.ndarray], oversample_thr: float) -> np.ndarray:
+    """Per image, how often class-balanced sampling repeats it (LVIS repeat factor sampling,
+    mmdet ``ClassBalancedDataset``): class ``c`` in a fraction ``f_c`` of the images gets
+    ``max(1, sqrt(oversample_thr / f_c))``; an image takes the largest factor of its classes
+    (1 if it has none). ``image_classes`` holds each image's distinct class ids."""
+    if not oversample_thr > 0:
+        raise ValueError(f"oversample_thr must be > 0, got {oversample_thr}")
+    if not image_classes:
+        return np.zeros(0)
+    present = np.concatenate([np.asarray(c, dtype=np.int64) for c in image_classes])
+    frequency = np.bincount(present) / len(image_classes) if present.size else np.zeros(0)
+    with np.errstate(divide="ignore"):
+        class_factor = np.maximum(1.0, np.sqrt(oversample_thr / frequency))
+    return np.array([class_factor[c].max() if len(c) else 1.0 for c in image_classes])
+
+
 class PairItem(NamedTuple):
     key_image: Tensor  # (3, H, W) float32 in [0, 1]
     ref_image: Tensor
@@ -71,6 +89,7 @@ class PairDataset(Dataset[PairItem]):
         transform: FrameTransform,
         scope: int,
         skip_nomatch: bool = True,
+        oversample_thr: float | None = None,
     ) -> None:
         if scope < 1:
             raise ValueError(f"scope must be >= 1 frame, got {scope}")
@@ -88,6 +107,13 @@ class PairDataset(Dataset[PairItem]):
             for f in video.frames
             if f.annotated and self.targets[v][f.index].any()
         ]
+        if oversample_thr is not None:
+            key_classes = [
+                np.unique(index.videos[v].frames[f].annotations.class_ids[self.targets[v][f]])
+                for v, f in self.keys
+            ]
+            repeats = np.ceil(repeat_factors(key_classes, oversample_thr)).astype(int)
+            self.keys = [self.keys[i] for i in np.repeat(np.arange(len(self.keys)), repeats)]
 
     def __len__(self) -> int:
         return len(self.keys)
