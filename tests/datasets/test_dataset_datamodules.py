@@ -11,11 +11,13 @@ from omegaconf import OmegaConf
 
 from fixtures.bdd100k import make_bdd100k
 from fixtures.crowdhuman import make_crowdhuman
+from fixtures.lvis_coco import make_lvis_coco
 from fixtures.mot17 import make_mot17
 from fixtures.tao import make_tao
 from fixtures.waymo import make_waymo_converted
 from qdtrack_pl.data.datamodule import VideoDataModule
 from qdtrack_pl.data.dataset_datamodules import merge_indices
+from qdtrack_pl.data.dataset_root import DatasetNotFoundError
 from qdtrack_pl.data.tao import annotated_category_names, write_vocabulary
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
@@ -85,6 +87,28 @@ def test_tao_with_and_without_vocabulary_file(tmp_path: Path) -> None:
     assert dm.eval_index("val").num_frames() == 5
     default = datamodule("tao", tmp_path, vocabulary=None, num_classes=None)
     assert len(default.class_names) == 5
+
+
+def test_tao_stage1_trains_on_lvis_coco_and_tracks_tao_val(tmp_path: Path, compose_config) -> None:
+    root = make_tao(tmp_path / "TAO", "validation.json")
+    write_vocabulary(
+        annotated_category_names([root / "annotations" / "validation.json"]),
+        root / "annotations" / "tao_classes.txt",
+    )
+    cfg = compose_config(  # composed: tao_pretrain.yaml extends tao.yaml
+        "train", ["data=tao_pretrain", f"paths.data_dir={tmp_path}", "data.num_classes=4"]
+    )
+    dm = instantiate(cfg.data)
+    with pytest.raises(DatasetNotFoundError, match="lvisv0.5\\+coco_train.json"):
+        dm.index("train")
+    make_lvis_coco(tmp_path / "LVIS")
+    train = dm.index("train")
+    assert len(train) == 3 and all(v.is_static for v in train.videos)
+    assert train.class_names == dm.class_names == ("person", "car_(automobile)", "dog", "bicycle")
+    # person and dog keep their vocabulary ids; the bus is not in TAO's vocabulary here
+    assert train.videos[0].frames[0].annotations.class_ids.tolist() == [0, 2, 0]
+    assert dm.eval_index("val").num_frames() == 5
+    assert dm.oversample_thr == 1e-3
 
 
 def test_waymo(tmp_path: Path) -> None:

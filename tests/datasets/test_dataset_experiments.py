@@ -13,6 +13,16 @@ SCHEDULES = {
     "mot17_crowdhuman": ("MOT17DataModule", "mot17", 4, 0.02, [3], 0, 35, "val/HOTA"),
     "bdd100k": ("BDD100KDataModule", "bdd100k", 12, 0.02, [8, 11], 1000, None, "val/mMOTA"),
     "tao": ("TAODataModule", "tao", 12, 0.002, [8, 11], 1000, None, "val/TrackAP50_75"),
+    "tao_stage1": (
+        "TAOPretrainDataModule",
+        "tao",
+        24,
+        0.02,
+        [16, 22],
+        1000,
+        None,
+        "val/TrackAP50_75",
+    ),
     "waymo": ("WaymoDataModule", "bdd100k", 12, 0.02, [8, 11], 1000, None, "val/HOTA"),
 }
 NEEDED = [CONF / "model" / "qdtrack_r50.yaml"] + [
@@ -37,3 +47,11 @@ def test_experiment_composes_with_the_schedule(experiment: str, compose_config) 
     assert cfg.trainer.gradient_clip_val == clip
     assert cfg.optimized_metric == metric
     assert cfg.model.model.detector.num_classes == cfg.data.num_classes
+
+
+def test_tao_stage2_starts_from_stage1_with_the_detector_frozen(compose_config) -> None:
+    cfg = compose_config("train", ["experiment=tao", "paths.data_dir=/datasets"])
+    assert cfg.model.model.freeze_detector is True
+    assert cfg.init_from.endswith("qdtrack_tao_stage1_r101.ckpt")
+    stage1 = compose_config("train", ["experiment=tao_stage1", "paths.data_dir=/datasets"])
+    assert stage1.model.model.freeze_detector is False and stage1.data.oversample_thr == 1e-3

@@ -157,3 +157,23 @@ def test_model_configs_compose_into_the_train_config(
     assert (
         module.model.embed_head.convs[0].conv.in_channels == cfg.model.model.detector.fpn_channels
     )
+
+
+def test_init_from_loads_weights_but_not_the_training_state(compose_config, tmp_path) -> None:
+    """``init_from`` (e.g. TAO stage 2 from stage 1) copies every weight of a checkpoint of ours."""
+    from qdtrack_pl.cli.train import build_module as build_configured_module
+    from qdtrack_pl.lit.checkpointing import LIGHTNING_VERSION_KEY
+
+    torch.manual_seed(1)
+    source = build_configured_module(compose_config("train", ["experiment=synth_tiny"]))
+    path = tmp_path / "stage1.ckpt"
+    torch.save({LIGHTNING_VERSION_KEY: "2.6", "state_dict": source.state_dict()}, path)
+    torch.manual_seed(2)
+    fresh = build_configured_module(compose_config("train", ["experiment=synth_tiny"]))
+    initialised = build_configured_module(
+        compose_config("train", ["experiment=synth_tiny", f"init_from={path}"])
+    )
+    weight = "model.embed_head.fc_embed.weight"
+    assert not torch.equal(fresh.state_dict()[weight], source.state_dict()[weight])
+    for name, value in source.state_dict().items():
+        assert torch.equal(initialised.state_dict()[name], value), name

@@ -42,6 +42,7 @@ TOP_LEVEL: dict[str, Any] = {
     "evaluate": bool,
     "eval_split": Literal["val", "test"],
     "ckpt_path": Union[str, None],  # noqa: UP007
+    "init_from": Union[str, None],  # noqa: UP007
     "seed": Union[int, None],  # noqa: UP007
     "optimized_metric": Union[str, None],  # noqa: UP007
     "input": str,

@@ -7,6 +7,7 @@ from pathlib import Path
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning import LightningModule
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from qdtrack_pl.cli.config_check import validate_config
@@ -21,8 +22,18 @@ from qdtrack_pl.cli.utils import (
     to_floats,
     write_json_atomic,
 )
-from qdtrack_pl.lit.checkpointing import resolve_ckpt_path
+from qdtrack_pl.lit.checkpointing import load_weights, resolve_ckpt_path
 from qdtrack_pl.lit.evaluation import run_evaluation
+
+
+def build_module(cfg: DictConfig) -> LightningModule:
+    """The configured module, initialised from ``init_from`` when set: weights only, so the
+    optimizer, schedule and epochs start fresh (``ckpt_path`` resumes all of them instead)."""
+    module = instantiate(cfg.model)
+    if cfg.get("init_from"):
+        log.info("initialising the model from %s", cfg.init_from)
+        load_weights(module, cfg.init_from)
+    return module
 
 
 @task_wrapper
@@ -32,7 +43,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     apply_extras(cfg)
     seed_everything(cfg)
     datamodule = instantiate(cfg.data)
-    module = instantiate(cfg.model)
+    module = build_module(cfg)
     callbacks = instantiate_list(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_list(cfg.get("logger"), "logger")
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from qdtrack_pl.data.bdd100k import BDD100K_CLASSES, read_bdd100k_det, read_bdd100k_tracking
+from qdtrack_pl.data.coco_static import read_coco_static
 from qdtrack_pl.data.crowdhuman import read_crowdhuman
 from qdtrack_pl.data.datamodule import VideoDataModule
+from qdtrack_pl.data.dataset_root import require_path
 from qdtrack_pl.data.json_fields import load_json
 from qdtrack_pl.data.mot17 import read_mot17
 from qdtrack_pl.data.tao import default_vocabulary, read_tao, read_vocabulary, tao_annotation_file
@@ -172,6 +174,49 @@ class TAODataModule(_DatasetModule):
                 f"TAO {split}: its categories differ from the train json's; pass a vocabulary file"
             )
         return index
+
+
+LVIS_DOWNLOAD_URL = "https://www.lvisdataset.org/dataset (v0.5) + https://cocodataset.org/#download"
+
+
+class TAOPretrainDataModule(TAODataModule):
+    """TAO stage 1 (spec 5): train on LVIS v0.5 + COCO 2017 merged into one COCO-format json (the
+    TAO toolkit's ``merge_coco_with_lvis.py``) as static images in TAO's vocabulary; val and test
+    track TAO validation like :class:`TAODataModule`.
+
+    Args:
+        pretrain_json: the merged annotation json.
+        pretrain_images: folder the json's ``file_name`` entries are relative to.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        pretrain_json: str | Path,
+        pretrain_images: str | Path,
+        **kwargs: Any,
+    ) -> None:
+        self.pretrain_json = Path(pretrain_json)
+        self.pretrain_images = Path(pretrain_images)
+        super().__init__(root, **kwargs)
+
+    def build_index(self, split: str) -> VideoIndex:
+        if split != "train":
+            return super().build_index(split)
+        annotation_file = require_path(
+            self.pretrain_json,
+            dataset="LVIS v0.5 + COCO 2017",
+            what="the merged annotation json (TAO toolkit: merge_coco_with_lvis.py)",
+            download_url=LVIS_DOWNLOAD_URL,
+        )
+        image_dir = require_path(
+            self.pretrain_images,
+            dataset="LVIS v0.5 + COCO 2017",
+            what="the images folder (COCO 2017 train + val images)",
+            download_url=LVIS_DOWNLOAD_URL,
+        )
+        return read_coco_static(annotation_file, image_dir, self.class_names, "lvis_coco_train")
 
 
 class WaymoDataModule(_DatasetModule):

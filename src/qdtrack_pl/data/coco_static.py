@@ -1,0 +1,97 @@
+"""COCO-format detection jsons (LVIS v0.5 + COCO 2017 merged, TAO stage 1) -> static-image index.
+
+TAO's detector is pre-trained on LVIS v0.5 + COCO 2017 merged into one COCO-format json by the TAO
+toolkit's ``merge_coco_with_lvis.py`` (reference spec 4.5, 5). Every image becomes a one-frame
+static video: key and reference are the same image under two augmentations and the instances get
+identities 0..N-1, as for CrowdHuman. Categories are matched to the class list **by name** (the
+TAO vocabulary uses LVIS names); annotations of other categories are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from qdtrack_pl.data.errors import DatasetFormatError
+from qdtrack_pl.data.json_fields import field, load_json, xywh_box
+from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+
+log = logging.getLogger(__name__)
+
+
+def read_coco_static(
+    annotation_file: Path, image_dir: Path, class_names: Sequence[str], name: str
+) -> VideoIndex:
+    """Every image of ``annotation_file`` (pixels at ``image_dir / file_name``) as a static video.
+
+    ``iscrowd`` boxes become ignore regions; images without a box of the class list are kept
+    (they are frames, never training keys).
+    """
+    data = load_json(annotation_file)
+    where = str(annotation_file)
+    class_of_name = {class_name: k for k, class_name in enumerate(class_names)}
+    class_of_category = {}
+    for i, category in enumerate(field(data, "categories", list, where)):
+        at = f"{where}: categories[{i}]"
+        category_name = field(category, "name", str, at)
+        if category_name in class_of_name:
+            class_of_category[field(category, "id", int, at)] = class_of_name[category_name]
+    if not class_of_category:
+        raise DatasetFormatError(
+            f"{annotation_file}: none of its category names is in the class list "
+            f"({list(class_names)[:3]} ...); the vocabulary must use the json's (LVIS) names"
+        )
+    anns_of_image: dict[int, list[tuple[int, dict]]] = defaultdict(list)
+    for i, ann in enumerate(data.get("annotations", [])):
+        anns_of_image[field(ann, "image_id", int, f"{where}: annotations[{i}]")].append((i, ann))
+
+    dropped: Counter = Counter()
+    videos = []
+    for i, image in enumerate(field(data, "images", list, where)):
+        at = f"{where}: images[{i}]"
+        image_id = field(image, "id", int, at)
+        frame = Frame(
+            index=0,
+            image_path=Path(image_dir) / field(image, "file_name", str, at),
+            annotations=_annotations(
+                anns_of_image.get(image_id, []), where, class_of_category, dropped
+            ),
+            source_frame_id=0,
+        )
+        videos.append(
+            Video(
+                name=f"{name}-{image_id}",
+                frames=(frame,),
+                width=field(image, "width", int, at),
+                height=field(image, "height", int, at),
+                is_static=True,
+            )
+        )
+    if dropped:
+        log.info("%s: dropped %d boxes of categories outside the class list", name, dropped.total())
+    return VideoIndex(
+        videos=tuple(videos),
+        class_names=tuple(class_names),
+        name=name,
+        metadata={"annotation_file": str(annotation_file), "dropped_categories": dict(dropped)},
+    )
+
+
+def _annotations(
+    anns: list[tuple[int, dict]], where: str, class_of_category: dict[int, int], dropped: Counter
+) -> FrameAnnotations:
+    boxes, class_ids, ignore = [], [], []
+    for i, ann in anns:
+        at = f"{where}: annotations[{i}]"
+        category_id = field(ann, "category_id", int, at)
+        if category_id not in class_of_category:
+            dropped[category_id] += 1
+            continue
+        boxes.append(xywh_box(ann, "bbox", at))
+        class_ids.append(class_of_category[category_id])
+        ignore.append(bool(ann.get("iscrowd", 0)))
+    if not boxes:
+        return FrameAnnotations.empty()
+    return FrameAnnotations.from_rows(boxes, range(len(boxes)), class_ids, ignore=ignore)
