@@ -104,3 +104,25 @@ def test_inference_returns_the_scale_that_maps_boxes_back() -> None:
     assert image.shape == (3, 72, 96) and scale == 1.5
     network_box = torch.tensor(_white_bounds(image), dtype=torch.float32)
     assert (network_box / scale).tolist() == BOX
+
+
+def test_crop_moves_boxes_with_the_pixels_and_drops_boxes_cut_away() -> None:
+    transform = FrameTransform(image_size=(64, 48), crop_size=(32, 24))
+    boxes = torch.tensor([BOX, [50.0, 40.0, 60.0, 46.0]])  # the second lies outside any 32x24 crop
+    # origin (0.5, 0.25): x0 = int(0.5 * (64 - 32 + 1)) = 16, y0 = int(0.25 * (48 - 24 + 1)) = 6
+    out = transform(_image_with_white_box(), boxes, AugmentParams(crop_origin=(0.5, 0.25)))
+    assert tuple(out.image.shape) == (3, 24, 32)
+    assert out.keep.tolist() == [True, False] and out.scale_factor == 1.0
+    assert out.boxes.tolist() == [[-6.0, 2.0, 14.0, 14.0]]  # not clipped (bbox_clip_border=False)
+    assert _white_bounds(out.image) == [0, 2, 14, 14]  # the visible part of the box
+
+
+def test_independent_crop_draws_the_reference_offset_separately() -> None:
+    rng = np.random.default_rng(0)
+    shared = FrameTransform(crop_size=(32, 24)).sample(rng)
+    assert shared.crop_origin == shared.ref_crop_origin == shared.for_reference().crop_origin
+    independent = FrameTransform(crop_size=(32, 24), independent_crop=True).sample(rng)
+    assert independent.for_reference().crop_origin == independent.ref_crop_origin
+    assert independent.crop_origin != independent.ref_crop_origin
+    no_crop = FrameTransform().sample(rng)
+    assert no_crop.crop_origin is None and no_crop.for_reference() == no_crop

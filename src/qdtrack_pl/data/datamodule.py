@@ -55,6 +55,8 @@ class VideoDataModule(pl.LightningDataModule, ABC):
         scale_range: training resize jitter, multiplies the keep-ratio factor; (1, 1) = off.
         flip_prob: training horizontal-flip probability (shared by key and reference).
         photometric: ``PhotometricJitter`` arguments for training, or None for no colour jitter.
+        crop_size: training random crop (width, height) after the resize, or None (spec 4.4).
+        independent_crop: key and reference draw their crops separately (MOT17, spec 4.4).
         pad_divisor: batches are zero-padded to a multiple of this (spec §4.4 ``SeqPad``).
         seed: seeds the training shuffle and, through it, every worker's random stream.
     """
@@ -77,6 +79,8 @@ class VideoDataModule(pl.LightningDataModule, ABC):
         scale_range: tuple[float, float] = (1.0, 1.0),
         flip_prob: float = 0.5,
         photometric: Mapping[str, Any] | None = None,
+        crop_size: tuple[int, int] | None = None,
+        independent_crop: bool = False,
         pad_divisor: int = 32,
         seed: int = 0,
     ) -> None:
@@ -98,6 +102,8 @@ class VideoDataModule(pl.LightningDataModule, ABC):
             scale_range=(float(scale_range[0]), float(scale_range[1])),
             flip_prob=flip_prob,
             photometric=jitter,
+            crop_size=None if crop_size is None else (int(crop_size[0]), int(crop_size[1])),
+            independent_crop=independent_crop,
         )
         self.eval_transform = FrameTransform(image_size=size)
         self._indices: dict[str, VideoIndex] = {}

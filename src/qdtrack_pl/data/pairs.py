@@ -173,11 +173,12 @@ class PairDataset(Dataset[PairItem]):
     def load_pair(
         self, video_idx: int, key_idx: int, ref_idx: int, params: AugmentParams
     ) -> PairItem:
-        """Both frames under one augmentation draw, with their training targets."""
+        """Both frames under one augmentation draw (the reference with its own crop if the crop is
+        independent), with their training targets."""
         key_image, key_targets = self._load(video_idx, key_idx, params)
         if ref_idx == key_idx:
             return PairItem(key_image, key_image, key_targets, key_targets)
-        ref_image, ref_targets = self._load(video_idx, ref_idx, params)
+        ref_image, ref_targets = self._load(video_idx, ref_idx, params.for_reference())
         return PairItem(key_image, ref_image, key_targets, ref_targets)
 
     def _load(

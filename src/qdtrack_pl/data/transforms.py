@@ -2,7 +2,9 @@
 
 One :class:`AugmentParams` draw is applied to both frames of a pair (spec §4.4: resize scale, flip
 and photometric distortion are shared), so an object keeps the same look and size in both views.
-Inference uses the same class with no randomness and reports the resize factor.
+The optional random crop (MOT17: 1088x1088) is drawn for each frame on its own when
+``independent_crop`` (upstream ``share_params=False``). Inference uses the same class with no
+randomness and reports the resize factor.
 """
 
 from __future__ import annotations
@@ -100,6 +102,12 @@ class AugmentParams(NamedTuple):
     scale_ratio: float = 1.0  # multiplies the keep-ratio resize factor
     flip: bool = False
     photometric: PhotometricParams | None = None
+    crop_origin: tuple[float, float] | None = None  # crop offset, fractions of the x, y margin
+    ref_crop_origin: tuple[float, float] | None = None  # the reference's (= crop_origin if shared)
+
+    def for_reference(self) -> AugmentParams:
+        """The draw the reference frame of a pair uses (its own crop if independent)."""
+        return self._replace(crop_origin=self.ref_crop_origin)
 
 
 NO_AUGMENT = AugmentParams()  # inference: keep-ratio resize only
@@ -125,19 +133,27 @@ class FrameTransform:
     scale_range: tuple[float, float] = (1.0, 1.0)
     flip_prob: float = 0.0
     photometric: PhotometricJitter | None = None
+    crop_size: tuple[int, int] | None = None  # (width, height) random crop after the resize
+    independent_crop: bool = False  # key and reference draw their crops separately
 
     def sample(self, rng: np.random.Generator) -> AugmentParams:
-        return AugmentParams(
+        params = AugmentParams(
             scale_ratio=float(rng.uniform(*self.scale_range)),
             flip=bool(rng.random() < self.flip_prob),
             photometric=None if self.photometric is None else self.photometric.sample(rng),
         )
+        if self.crop_size is None:
+            return params
+        crop = (float(rng.random()), float(rng.random()))
+        ref_crop = (float(rng.random()), float(rng.random())) if self.independent_crop else crop
+        return params._replace(crop_origin=crop, ref_crop_origin=ref_crop)
 
     def __call__(
         self, image: Tensor, boxes: Tensor, params: AugmentParams = NO_AUGMENT
     ) -> TransformedFrame:
         """Transform a uint8 CHW image and its xyxy boxes; boxes left with no area inside the
-        output image are dropped (``keep`` says which, so ids and classes can follow)."""
+        output image (also after a crop) are dropped (``keep`` says which, so ids and classes can
+        follow); the others keep their full extent (``bbox_clip_border=False``)."""
         height, width = image.shape[-2:]
         scale = keep_ratio_scale(width, height, self.image_size) * params.scale_ratio
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
@@ -149,6 +165,9 @@ class FrameTransform:
             boxes = torch.stack(
                 [new_w - boxes[:, 2], boxes[:, 1], new_w - boxes[:, 0], boxes[:, 3]], 1
             )
+        if params.crop_origin is not None and self.crop_size is not None:
+            image, boxes = _crop(image, boxes, self.crop_size, params.crop_origin)
+            new_h, new_w = image.shape[-2:]
         image = image.to(torch.float32).div_(MAX_UINT8)
         if params.photometric is not None:
             image = apply_photometric(image, params.photometric)
@@ -159,6 +178,19 @@ class FrameTransform:
         """Resize only; returns the float image and the factor from original to network pixels."""
         out = self(image, torch.zeros(0, 4))
         return out.image, out.scale_factor
+
+
+def _crop(
+    image: Tensor, boxes: Tensor, size: tuple[int, int], origin: tuple[float, float]
+) -> tuple[Tensor, Tensor]:
+    """Cut a ``size`` (width, height) window whose offset is ``origin`` times the margin (+1,
+    uniform integers as mmdet's ``RandomCrop``); an image smaller than the window stays whole
+    along that axis. Boxes move with the window and are not clipped."""
+    height, width = image.shape[-2:]
+    x0 = int(origin[0] * (max(width - size[0], 0) + 1))
+    y0 = int(origin[1] * (max(height - size[1], 0) + 1))
+    image = image[:, y0 : y0 + size[1], x0 : x0 + size[0]]
+    return image, boxes - torch.tensor([x0, y0, x0, y0], dtype=boxes.dtype)
 
 
 def _inside(boxes: Tensor, width: int, height: int) -> Tensor:
