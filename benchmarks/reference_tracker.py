@@ -2,7 +2,7 @@
 
 Same algorithm (reference spec 3.2), structured like the original ``QuasiDenseEmbedTracker``: a dict
 of tracklets, a list of backdrop entries, and Python loops over detections and tracklets. Tests
-assert that the vectorised tracker gives identical outputs; the benchmark measures the speed-up.
+assert that ``QDTracker`` gives identical outputs; the benchmark measures the speed-up.
 Deliberately independent of ``qdtrack_pl.ops`` (only ``TrackerOutput`` is shared, for the
 interface); the arithmetic (IoU, softmaxes, momentum) is written with the same operations so results
 match bit for bit. Velocity bookkeeping of the original is left out: it never influences matching.

@@ -1,4 +1,4 @@
-"""The round-based greedy assignment equals the sequential walk of the original tracker."""
+"""The compiled greedy assignment equals the sequential walk of the original tracker."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def sequential_greedy(
     return claimed, confs
 
 
-def test_hand_made_conflict_needs_a_second_round() -> None:
+def test_hand_made_conflict_falls_back_to_the_next_free_column() -> None:
     affinity = torch.tensor([[0.9, 0.8, 0.1], [0.95, 0.7, 0.2], [0.6, 0.1, 0.55]])
     out = greedy_assign(affinity, 0.5)
     # row 0 takes col 0; row 1 then falls back to col 1; row 2 to col 2
@@ -63,7 +63,7 @@ def test_pair_mask_and_empty_inputs() -> None:
 def test_equals_sequential_on_random_matrices(seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     n, m = torch.randint(1, 40, (2,), generator=g).tolist()
-    # few columns and peaked rows: many rows want the same column, forcing several rounds
+    # few columns and peaked rows: many rows want the same column, forcing fallbacks
     affinity = torch.rand(n, m, generator=g) ** 3
     row_ok = torch.rand(n, generator=g) > 0.2
     col_ok = torch.rand(m, generator=g) > 0.2
@@ -81,3 +81,8 @@ def test_claims_are_unique_under_heavy_contention() -> None:
     out = greedy_assign(affinity, 0.0)
     claimed = [c for c in out.claimed.tolist() if c >= 0]
     assert claimed == [0, 1, 2, 3, 4]  # one column per row, in column order
+
+
+def test_mask_of_the_wrong_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"col_ok must have shape \(3,\) like the affinity"):
+        greedy_assign(torch.rand(2, 3), 0.5, col_ok=torch.ones(2, dtype=torch.bool))

@@ -1,4 +1,4 @@
-"""The vectorised QDTracker gives exactly the reference implementation's outputs.
+"""The compiled QDTracker gives exactly the reference implementation's outputs.
 
 The reference (``benchmarks/reference_tracker.py``) follows the original code's structure: a dict of
 tracklets and per-detection Python loops. Random scenes mix persistent objects, occlusions,

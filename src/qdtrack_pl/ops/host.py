@@ -1,9 +1,12 @@
-"""Moving the trackers' per-frame bookkeeping between torch and numpy.
+"""Moving the trackers' per-frame work between torch and numpy.
 
-A tracker update handles a few hundred numbers per step; on CPU one torch operator costs 5-25 µs of
-dispatch where the numpy equivalent costs about 1 µs. The trackers therefore keep boxes, scores,
-labels and ids on the host as numpy arrays and leave only the embedding math (matrix products,
-softmaxes, momentum updates) in torch, on the embeddings' device. On CPU the conversions are views.
+A tracker update handles a few hundred numbers and one small matrix per frame; on CPU one torch
+operator costs 5-25 µs of dispatch (more with cold caches) where numpy costs about 1 µs and a
+compiled loop nothing. The trackers therefore run on the host: one copy of the frame's detections
+(a view on CPU), numpy arrays for their state (embeddings included), compiled loops (numba) for the
+sequential decisions (duplicate removal, greedy matching, births), and torch only for the affinity
+(a matrix product and softmaxes, on views of the host arrays, so that it equals the original's bit
+for bit). The outputs go back to the detections' device.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def to_host(values: Tensor) -> np.ndarray:
-    """``values`` as a numpy array: a view on CPU, a copy from other devices (bfloat16, which numpy
-    lacks, as float32)."""
-    if values.dtype == torch.bfloat16:
+    """``values`` as a numpy array: a view on CPU, a copy from other devices; half precision (which
+    numpy lacks or the compiled loops do not support) as float32."""
+    if values.dtype in (torch.bfloat16, torch.float16):
         values = values.float()
     return values.numpy(force=True)
 

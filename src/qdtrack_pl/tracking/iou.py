@@ -54,7 +54,7 @@ class IoUTracker(MemoryTracker):
         order = np.argsort(-host_scores, kind="stable")
         det_boxes, det_scores = to_host(boxes)[order], host_scores[order]
         labels = to_host(class_ids)[order]
-        no_embeds = torch.zeros(len(order), 0)  # the memory keeps no appearance
+        no_embeds = np.zeros((len(order), 0), dtype=np.float32)  # the memory keeps no appearance
 
         claimed = np.full(len(order), UNCLAIMED)
         if len(order) and not self.memory.is_empty:
@@ -67,8 +67,15 @@ class IoUTracker(MemoryTracker):
         born, ids = self.assign_ids(claimed, det_scores)
 
         self.num_tracks += self.memory.commit(
-            claimed, born, ids, det_boxes, no_embeds, labels, frame_id, momentum=1.0
+            claimed,
+            born,
+            ids,
+            det_boxes,
+            no_embeds,
+            labels,
+            frame_id,
+            momentum=1.0,
+            max_age=self.memo_tracklet_frames,
         )
-        self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
 
         return self.output(ids, order, det_scores, like=scores)

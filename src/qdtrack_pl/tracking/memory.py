@@ -1,16 +1,16 @@
 """Tracker memory: live tracks plus a short ring of backdrops (spec 3.2 state).
 
-Life cycle of a track: **born** (``add_tracks``) -> **tracked** in every frame it is matched
-(``update_tracks``, ``last_frame`` = that frame) -> **lost** while ``frame - last_frame`` is below
-the memory length (still matchable, not output) -> **removed** (``remove_expired``). Rows are kept
+Life cycle of a track: **born** -> **tracked** in every frame it is matched (``last_frame`` = that
+frame) -> **lost** while ``frame - last_frame`` is below the memory length (still matchable, not
+output) -> **removed**; ``commit`` applies one frame's births, matches and removals. Rows are kept
 in ascending id order (births always get the largest ids), which is the dict order of the original
 implementation and therefore the column order of the affinity matrix.
 
 Backdrops are the unmatched, non-suppressed detections of the last few frames. They take part in the
 bi-softmax normalisation as negatives (memory id -1) but can never be claimed.
 
-Embeddings are torch tensors on the detections' device; ids, labels, last frames and boxes are numpy
-arrays on the host, where the trackers do their per-detection bookkeeping (see ``ops.host``).
+Everything is a numpy array on the host, embeddings included: the trackers do their per-frame
+bookkeeping there, the commit as one compiled pass (see ``ops.host``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,8 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
+import numba
 import numpy as np
-import torch
-from torch import Tensor
-
-from qdtrack_pl.ops.host import to_device
 
 BACKDROP_ID = -1  # memory id of every backdrop entry
 UNTRACKED = -1  # track id of a detection that holds no track
@@ -31,14 +28,14 @@ UNTRACKED = -1  # track id of a detection that holds no track
 class Backdrops(NamedTuple):
     """One frame's backdrop entry (boxes are not kept: backdrops are matched by appearance only)."""
 
-    embeds: Tensor  # (B, D)
+    embeds: np.ndarray  # (B, D)
     labels: np.ndarray  # (B,) int64
 
 
 class MemoryBank(NamedTuple):
     """What detections are matched against: tracks (id-ascending) then backdrops (newest first)."""
 
-    embeds: Tensor  # (M, D)
+    embeds: np.ndarray  # (M, D)
     labels: np.ndarray  # (M,) int64
     ids: np.ndarray  # (M,) int64, BACKDROP_ID for backdrops
 
@@ -60,7 +57,7 @@ class TrackMemory:
         """Forget every track and backdrop (start of a new video)."""
         self.ids = np.zeros(0, dtype=np.int64)
         self.boxes = np.zeros((0, 4), dtype=np.float32)
-        self.embeds = torch.zeros(0, 0)
+        self.embeds = np.zeros((0, 0), dtype=np.float32)
         self.labels = np.zeros(0, dtype=np.int64)
         self.last_frame = np.zeros(0, dtype=np.int64)
         self.backdrops: deque[Backdrops] = deque(maxlen=self.backdrop_frames)
@@ -74,8 +71,8 @@ class TrackMemory:
         """No live track (backdrops alone do not count: they never trigger matching)."""
         return not len(self.ids)
 
-    def check_compatible(self, embeds: Tensor) -> None:
-        """Raise ``ValueError`` if ``embeds`` cannot join the stored ones (dim, dtype, device)."""
+    def check_compatible(self, embeds: np.ndarray) -> None:
+        """Raise ``ValueError`` if ``embeds`` cannot join the stored ones (dim, dtype)."""
         if len(self.ids):
             stored = self.embeds
         elif self.backdrops:
@@ -87,10 +84,9 @@ class TrackMemory:
                 f"embeddings must have shape (N, {stored.shape[1]}) like the tracker memory, "
                 f"got {tuple(embeds.shape)}"
             )
-        if embeds.dtype != stored.dtype or embeds.device != stored.device:
+        if embeds.dtype != stored.dtype:
             raise ValueError(
-                f"embeddings must be {stored.dtype} on {stored.device} like the tracker memory, "
-                f"got {embeds.dtype} on {embeds.device}"
+                f"embeddings must be {stored.dtype} like the tracker memory, got {embeds.dtype}"
             )
 
     def bank(self) -> MemoryBank:
@@ -100,49 +96,12 @@ class TrackMemory:
         labels = np.concatenate([self.labels, *(entry.labels for entry in self.backdrops)])
         ids = np.full(len(labels), BACKDROP_ID)
         ids[: len(self.ids)] = self.ids
-        embeds = torch.cat([self.embeds, *(entry.embeds for entry in self.backdrops)])
+        embeds = np.concatenate([self.embeds, *(entry.embeds for entry in self.backdrops)])
         return MemoryBank(embeds, labels, ids)
 
     def ids_or_untracked(self, rows: np.ndarray) -> np.ndarray:
         """Track id of each memory row in ``rows``; ``UNTRACKED`` where ``rows`` is -1."""
         return np.append(self.ids, UNTRACKED)[rows]  # row -1 picks the appended UNTRACKED
-
-    def update_tracks(
-        self,
-        rows: np.ndarray,
-        boxes: np.ndarray,
-        embeds: Tensor,
-        labels: np.ndarray,
-        frame_id: int,
-        momentum: float,
-    ) -> None:
-        """Matched tracks take the new box and label; ``momentum`` weights the new embedding."""
-        index = to_device(rows, self.embeds.device)
-        blended = (1 - momentum) * self.embeds.index_select(0, index) + momentum * embeds
-        self.embeds.index_copy_(0, index, blended)
-        self.boxes[rows] = boxes
-        self.labels[rows] = labels
-        self.last_frame[rows] = frame_id
-
-    def add_tracks(
-        self,
-        ids: np.ndarray,
-        boxes: np.ndarray,
-        embeds: Tensor,
-        labels: np.ndarray,
-        frame_id: int,
-    ) -> None:
-        """Append newborn tracks; their ids exceed every stored id (rows stay id-ascending)."""
-        last_frame = np.full(len(ids), frame_id)
-        if not len(self.ids):
-            self.ids, self.boxes, self.embeds = ids, boxes, embeds
-            self.labels, self.last_frame = labels, last_frame
-            return
-        self.ids = np.concatenate([self.ids, ids])
-        self.boxes = np.concatenate([self.boxes, boxes])
-        self.embeds = torch.cat([self.embeds, embeds])
-        self.labels = np.concatenate([self.labels, labels])
-        self.last_frame = np.concatenate([self.last_frame, last_frame])
 
     def commit(
         self,
@@ -150,47 +109,85 @@ class TrackMemory:
         born: np.ndarray,
         ids: np.ndarray,
         boxes: np.ndarray,
-        embeds: Tensor,
+        embeds: np.ndarray,
         labels: np.ndarray,
         frame_id: int,
         momentum: float,
+        max_age: int,
     ) -> int:
-        """Record one frame's associations; returns the number of tracks born.
+        """Record one frame's associations, then forget the tracks with ``frame_id - last_frame >=
+        max_age``; returns the number of tracks born.
 
-        Detection ``i`` updates memory row ``claimed[i]`` when that is >= 0 and starts track
-        ``ids[i]`` when ``born[i]``. Arrays are per detection; ``embeds`` is (N, D).
+        Detection ``i`` updates memory row ``claimed[i]`` when that is >= 0 (its box and label
+        replace the track's, its embedding weighs ``momentum``) and starts track ``ids[i]`` when
+        ``born[i]``. Arrays are per detection; ``embeds`` is (N, D).
         """
-        matched = (claimed >= 0).nonzero()[0]
-        if matched.size:
-            self.update_tracks(
-                claimed[matched],
-                boxes[matched],
-                embeds.index_select(0, to_device(matched, embeds.device)),
-                labels[matched],
-                frame_id,
-                momentum,
-            )
-        newborn = born.nonzero()[0]
-        if newborn.size:
-            self.add_tracks(
-                ids[newborn],
-                boxes[newborn],
-                embeds.index_select(0, to_device(newborn, embeds.device)),
-                labels[newborn],
-                frame_id,
-            )
-        return newborn.size
+        tracks = (self.ids, self.boxes, self.embeds, self.labels, self.last_frame)
+        detections = (ids, boxes, embeds, labels)
+        *tracks, num_born = _commit(tracks, detections, claimed, born, frame_id, momentum, max_age)
+        self.ids, self.boxes, self.embeds, self.labels, self.last_frame = tracks
+        return num_born
 
-    def push_backdrops(self, embeds: Tensor, labels: np.ndarray) -> None:
+    def push_backdrops(self, embeds: np.ndarray, labels: np.ndarray) -> None:
         """Insert this frame's backdrops as the newest entry; the oldest past the ring falls out."""
         self.backdrops.appendleft(Backdrops(embeds, labels))
 
-    def remove_expired(self, frame_id: int, max_age: int) -> None:
-        """Remove the tracks with ``frame_id - last_frame >= max_age``."""
-        alive = self.last_frame > frame_id - max_age
-        if alive.all():
-            return
-        rows = alive.nonzero()[0]
-        self.ids, self.boxes = self.ids[rows], self.boxes[rows]
-        self.labels, self.last_frame = self.labels[rows], self.last_frame[rows]
-        self.embeds = self.embeds.index_select(0, to_device(rows, self.embeds.device))
+
+@numba.njit(cache=True)
+def _commit(
+    tracks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    detections: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    claimed: np.ndarray,
+    born: np.ndarray,
+    frame_id: int,
+    momentum: float,
+    max_age: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """``TrackMemory.commit`` as one compiled pass: the new (ids, boxes, embeds, labels,
+    last_frame) rows, surviving tracks in their order then newborns in detection order, and the
+    number born. The embedding blend is the original's, ``(1 - m) * old + m * new`` in the
+    embeddings' precision with each product rounded (no fused multiply-add)."""
+    ids, boxes, embeds, labels, last_frame = tracks
+    det_ids, det_boxes, det_embeds, det_labels = detections
+    matched_by = np.full(len(ids), -1, dtype=np.int64)  # the detection updating each row
+    for i in range(len(claimed)):
+        if claimed[i] >= 0:
+            matched_by[claimed[i]] = i
+    oldest = frame_id - max_age  # tracks last seen at or before this frame expire
+    seen_now = frame_id > oldest  # tracks matched or born in this frame survive it
+    keep = np.where(matched_by >= 0, seen_now, last_frame > oldest)
+    num_born = born.sum()
+    size = keep.sum() + (num_born if seen_now else 0)
+
+    out_ids = np.empty(size, dtype=np.int64)
+    out_boxes = np.empty((size, det_boxes.shape[1]), dtype=det_boxes.dtype)
+    out_embeds = np.empty((size, det_embeds.shape[1]), dtype=det_embeds.dtype)
+    out_labels = np.empty(size, dtype=np.int64)
+    out_last_frame = np.full(size, frame_id, dtype=np.int64)
+    old_weight = det_embeds.dtype.type(1 - momentum)
+    new_weight = det_embeds.dtype.type(momentum)
+    row = 0
+    for track in range(len(ids)):
+        if not keep[track]:
+            continue
+        out_ids[row] = ids[track]
+        i = matched_by[track]
+        if i >= 0:
+            out_boxes[row] = det_boxes[i]
+            out_labels[row] = det_labels[i]
+            for d in range(det_embeds.shape[1]):
+                out_embeds[row, d] = old_weight * embeds[track, d] + new_weight * det_embeds[i, d]
+        else:
+            out_boxes[row] = boxes[track]
+            out_embeds[row] = embeds[track]
+            out_labels[row] = labels[track]
+            out_last_frame[row] = last_frame[track]
+        row += 1
+    for i in range(len(born)):
+        if born[i] and seen_now:
+            out_ids[row] = det_ids[i]
+            out_boxes[row] = det_boxes[i]
+            out_embeds[row] = det_embeds[i]
+            out_labels[row] = det_labels[i]
+            row += 1
+    return out_ids, out_boxes, out_embeds, out_labels, out_last_frame, num_born

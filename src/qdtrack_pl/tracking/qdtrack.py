@@ -7,24 +7,37 @@ new embedding weighs ``memo_momentum``; tracks die when ``frame - last_frame >=
 memo_tracklet_frames``; only tracks matched in the current frame are output. The memory resets at
 every ``frame_id == 0`` (P2) and ids restart from 0 per video.
 
-The per-frame work is vectorised: no Python loop over detections (see ``ops.assignment`` for the
-greedy matching in rounds). Boxes, scores, labels and ids are handled as numpy arrays on the host,
-the embedding math in torch on the embeddings' device (``ops.host`` says why); the output tensors
-are on the detections' device.
+The frame is processed on the host (``ops.host`` says why): the sequential decisions (ranking and
+duplicate removal, greedy matching, suppression, births, backdrops) are compiled loops over numpy
+arrays, the affinity is torch's on views of them, and the output tensors go to the detections'
+device. No Python loop runs over detections.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numba
 import numpy as np
 import torch
 from torch import Tensor
 
 from qdtrack_pl.ops.affinity import get_affinity
-from qdtrack_pl.ops.assignment import UNCLAIMED, greedy_assign
-from qdtrack_pl.ops.box_iou import box_iou
-from qdtrack_pl.ops.duplicate_removal import duplicates, max_overlap_with_higher_ranked
-from qdtrack_pl.ops.host import to_device, to_host
+from qdtrack_pl.ops.assignment import greedy_walk
+from qdtrack_pl.ops.duplicate_removal import deduplicated_rank_order, higher_ranked_overlap
+from qdtrack_pl.ops.host import to_host
 from qdtrack_pl.tracking.base import MemoryTracker, TrackerOutput
+from qdtrack_pl.tracking.memory import UNTRACKED, MemoryBank
+
+
+class _Thresholds(NamedTuple):
+    """What ``_associate`` compares against (numba takes a named tuple of floats as one value)."""
+
+    match: float  # claim a memory entry above this affinity
+    suppress: float  # a low-score detection above this affinity to a live track is suppressed
+    obj: float  # only detections above this score may claim
+    init: float  # unclaimed, unsuppressed detections above this score start tracks
+    backdrop_iou: float  # a backdrop must not overlap a higher-ranked survivor above this IoU
 
 
 class QDTracker(MemoryTracker):
@@ -68,6 +81,13 @@ class QDTracker(MemoryTracker):
         self.with_cats = with_cats
         self.match_metric = match_metric
         self._affinity = get_affinity(match_metric)
+        self._thresholds = _Thresholds(
+            match=match_score_thr,
+            suppress=max(match_score_thr, nms_conf_thr),
+            obj=obj_score_thr,
+            init=init_score_thr,
+            backdrop_iou=nms_backdrop_iou_thr,
+        )
 
     @torch.inference_mode()
     def update(
@@ -81,65 +101,103 @@ class QDTracker(MemoryTracker):
         """Associate one frame: ``boxes`` (N, 4) xyxy, ``scores`` (N,), ``class_ids`` (N,) int64,
         ``embeddings`` (N, D); ``frame_id`` is 0-based within the video."""
         frame_id = self.start_frame(boxes, scores, class_ids, embeddings, frame_id)
-        self.memory.check_compatible(embeddings)
-        device = embeddings.device
 
-        # 1-2. sort by score, then class-agnostic duplicate removal against the full higher prefix
-        host_scores = to_host(scores)
-        order = np.argsort(-host_scores, kind="stable")
-        det_boxes, det_scores = to_host(boxes)[order], host_scores[order]
-        ious = box_iou(det_boxes, det_boxes)
-        survivor = ~duplicates(
-            ious, det_scores, self.obj_score_thr, self.nms_backdrop_iou_thr, self.nms_class_iou_thr
+        # 1-2. rank by score, class-agnostic duplicate removal against the full higher prefix
+        det_boxes, det_scores = to_host(boxes), to_host(scores)
+        order = deduplicated_rank_order(
+            det_boxes,
+            det_scores,
+            self.obj_score_thr,
+            self.nms_backdrop_iou_thr,
+            self.nms_class_iou_thr,
         )
-        kept = survivor.nonzero()[0]
-        order, det_boxes, det_scores = order[kept], det_boxes[kept], det_scores[kept]
-        labels = to_host(class_ids)[order]
-        embeds = embeddings.index_select(0, to_device(order, device))
+        det_boxes, det_scores = det_boxes[order], det_scores[order]
+        labels, embeds = to_host(class_ids)[order], to_host(embeddings)[order]
+        self.memory.check_compatible(embeds)
 
-        # 3-4. match against tracks + backdrops (only if a live track exists)
-        claimed, strong = np.full(len(order), UNCLAIMED), np.zeros(len(order), dtype=bool)
+        # 3. affinity to tracks + backdrops, only if a live track exists (else no column)
         if len(order) and not self.memory.is_empty:
-            claimed, strong = self._match(embeds, labels, det_scores)
-        untracked = (claimed < 0) & ~strong
+            memory = self.memory.bank()
+            affinity = self._affinity(torch.from_numpy(embeds), torch.from_numpy(memory.embeds))
+            affinity = affinity.numpy()
+        else:
+            memory = MemoryBank(embeds[:0], labels[:0], labels[:0])  # no entry to match
+            affinity = np.zeros((len(order), 0), dtype=embeds.dtype)
 
-        # 5. births: consecutive ids in score order
-        born, ids = self.assign_ids(claimed, det_scores, may_start=~strong)
+        # 4-5. greedy matching, suppression, births and backdrops, in rank order
+        claimed, ids, born, backdrop = _associate(
+            affinity,
+            labels,
+            det_scores,
+            det_boxes,
+            memory.labels,
+            memory.ids,
+            self.memory.num_tracks,
+            self.num_tracks,
+            self.with_cats,
+            self._thresholds,
+        )
 
         # 6. memory update: matched tracks, newborns, backdrops, deaths
         self.num_tracks += self.memory.commit(
-            claimed, born, ids, det_boxes, embeds, labels, frame_id, self.memo_momentum
+            claimed,
+            born,
+            ids,
+            det_boxes,
+            embeds,
+            labels,
+            frame_id,
+            self.memo_momentum,
+            self.memo_tracklet_frames,
         )
-        # backdrops: still untracked and not overlapping a surviving detection ranked above
-        overlap = max_overlap_with_higher_ranked(ious, suppressors=survivor)[kept]
-        backdrop = (untracked & ~born & (overlap <= self.nms_backdrop_iou_thr)).nonzero()[0]
-        self.memory.push_backdrops(
-            embeds.index_select(0, to_device(backdrop, device)), labels[backdrop]
-        )
-        self.memory.remove_expired(frame_id, self.memo_tracklet_frames)
+        self.memory.push_backdrops(embeds[backdrop], labels[backdrop])
 
         # 7. output: detections holding a track id in this frame
         return self.output(ids, order, det_scores, like=scores)
 
-    def _match(
-        self, embeds: Tensor, labels: np.ndarray, scores: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Greedy matching of rank-ordered detections against the memory: the memory row each
-        detection claims (-1: none), and whose best match is a live track with an affinity above
-        both thresholds (such a detection, if it claimed nothing, is suppressed: -2 in the spec)."""
-        bank = self.memory.bank()
-        affinity = to_host(self._affinity(embeds, bank.embeds))
-        if self.with_cats:
-            same_class = labels[:, None] == bank.labels
-            affinity *= same_class.astype(affinity.dtype)  # in place: a fresh matrix
-        assignment = greedy_assign(
-            affinity,
-            self.match_score_thr,
-            row_ok=scores > self.obj_score_thr,
-            col_ok=bank.ids >= 0,
-        )
-        # tracks come first in the bank: a column below num_tracks is a live track's memory row
-        strong = (assignment.best_score > max(self.match_score_thr, self.nms_conf_thr)) & (
-            assignment.best_col < self.memory.num_tracks
-        )
-        return assignment.claimed, strong
+
+@numba.njit(cache=True)
+def _associate(
+    affinity: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    boxes: np.ndarray,
+    memo_labels: np.ndarray,
+    memo_ids: np.ndarray,
+    num_live: int,
+    next_id: int,
+    with_cats: bool,
+    thr: _Thresholds,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 4-5 for rank-ordered detections against the memory (live tracks first, then
+    backdrops; ``affinity`` (N, M), zeroed in place across classes when ``with_cats``).
+
+    Returns per detection: the memory row it claimed (-1: none), its track id (``UNTRACKED``:
+    none), whether it starts a track (ids from ``next_id`` on), whether it becomes a backdrop.
+    Thresholds are compared in the arrays' precision, as the original's tensors are.
+    """
+    n, m = affinity.shape
+    if with_cats:
+        for i in range(n):
+            for col in range(m):
+                if labels[i] != memo_labels[col]:
+                    affinity[i, col] = 0
+    may_claim = scores > scores.dtype.type(thr.obj)
+    claimed, best, best_col = greedy_walk(affinity, thr.match, may_claim, memo_ids[:m] >= 0, None)
+
+    suppress, init = affinity.dtype.type(thr.suppress), scores.dtype.type(thr.init)
+    overlap = higher_ranked_overlap(boxes, None)
+    backdrop_iou = overlap.dtype.type(thr.backdrop_iou)
+    ids = np.full(n, UNTRACKED, dtype=np.int64)
+    born, backdrop = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        if claimed[i] >= 0:
+            ids[i] = memo_ids[claimed[i]]
+        elif best[i] > suppress and 0 <= best_col[i] < num_live:
+            continue  # strongly matches a live track it may not claim: -2 in the spec, dropped
+        elif scores[i] > init:
+            ids[i], born[i] = next_id, True
+            next_id += 1
+        else:
+            backdrop[i] = overlap[i] <= backdrop_iou
+    return claimed, ids, born, backdrop

@@ -16,9 +16,8 @@ from torch import Tensor
 
 from qdtrack_pl.ops.affinity import class_masked_bisoftmax, cosine
 from qdtrack_pl.ops.assignment import UNCLAIMED, greedy_assign
-from qdtrack_pl.ops.box_iou import box_iou
 from qdtrack_pl.ops.duplicate_removal import max_overlap_with_higher_ranked
-from qdtrack_pl.ops.host import to_device, to_host
+from qdtrack_pl.ops.host import to_host
 from qdtrack_pl.tracking.base import MemoryTracker, TrackerOutput
 
 TAO_MATCH_METRICS = ("bisoftmax", "cosine")
@@ -87,18 +86,16 @@ class TaoTracker(MemoryTracker):
     ) -> TrackerOutput:
         """Associate one frame (detections in score order, as the detector returns them)."""
         frame_id = self.start_frame(boxes, scores, class_ids, embeddings, frame_id)
-        self.memory.check_compatible(embeddings)
-        device = embeddings.device
 
         # same-class distractor NMS: low-score boxes overlapping an earlier same-class box go
         det_boxes, det_scores, labels = to_host(boxes), to_host(scores), to_host(class_ids)
-        ious = box_iou(det_boxes, det_boxes) * (labels[:, None] == labels)
         distractor = (det_scores < self.distractor_score_thr) & (
-            max_overlap_with_higher_ranked(ious) > self.distractor_nms_thr
+            max_overlap_with_higher_ranked(det_boxes, labels) > self.distractor_nms_thr
         )
         order = (~distractor).nonzero()[0]
         det_boxes, det_scores, labels = det_boxes[order], det_scores[order], labels[order]
-        embeds = embeddings.index_select(0, to_device(order, device))
+        embeds = to_host(embeddings)[order]
+        self.memory.check_compatible(embeds)
 
         claimed = np.full(len(order), UNCLAIMED)
         if len(order) and not self.memory.is_empty:
@@ -107,24 +104,33 @@ class TaoTracker(MemoryTracker):
 
         boxes_with_scores = np.concatenate([det_boxes, det_scores[:, None]], axis=1)
         self.num_tracks += self.memory.commit(
-            claimed, born, ids, boxes_with_scores, embeds, labels, frame_id, self.momentum_embed
+            claimed,
+            born,
+            ids,
+            boxes_with_scores,
+            embeds,
+            labels,
+            frame_id,
+            self.momentum_embed,
+            self.memo_frames,
         )
-        self.memory.remove_expired(frame_id, self.memo_frames)
 
         return self.output(ids, order, det_scores, like=scores)
 
     def _match(
-        self, embeds: Tensor, labels: np.ndarray, scores: np.ndarray
+        self, embeds: np.ndarray, labels: np.ndarray, scores: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Greedy matching against the tracks: the memory row each detection claims (-1: none) and
         the scores, smoothed with the track's where a track was claimed."""
         bank = self.memory.bank()
         track_scores = self.memory.boxes[:, SCORE_COLUMN]
         same_class = labels[:, None] == bank.labels
-        affinity = self._affinity(embeds, bank.embeds, to_device(same_class, embeds.device))
+        affinity = self._affinity(
+            torch.from_numpy(embeds), torch.from_numpy(bank.embeds), torch.from_numpy(same_class)
+        )
         close_scores = np.abs(scores[:, None] - track_scores) < self.obj_score_diff_thr
         claimed = greedy_assign(
-            to_host(affinity),
+            affinity.numpy(),
             self.match_score_thr,
             row_ok=scores >= self.obj_score_thr,
             pair_ok=close_scores,
