@@ -47,3 +47,4 @@ format: $(STAMP)  ## Format the code
 
 clean:  ## Remove caches and run folders (keeps .venv and data/)
 	rm -rf .pytest_cache .ruff_cache logs outputs multirun
+	find src tests benchmarks -name __pycache__ -prune -exec rm -rf {} +  # also numba's compiled loops

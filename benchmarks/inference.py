@@ -48,7 +48,7 @@ PARAMS = {  # keyed by (workload, device type, quick)
 
 def frames_of(workload: Workload, count: int) -> list[Tensor]:
     """(1, 3, H, W) frames in video order: synth val frames, or random MOT17-sized images."""
-    if workload.data == "synth":
+    if workload.synth_pairs:
         datamodule = synth_datamodule(load_config(workload), eval_batch_size=1, num_workers=0)
         loader = datamodule.val_dataloader()
         return [batch.images for _, batch in zip(range(count), loader, strict=False)]
@@ -132,7 +132,7 @@ def run(quick: bool) -> dict[str, Any]:
     for workload in WORKLOADS:
         model = build_model(load_config(workload))
         result["workloads"][workload.name] = {
-            "model_config": workload.model,
+            "config": " ".join(workload.overrides),
             "cpu": _measure_on(workload, model, "cpu", quick),
             "gpu": _measure_on(workload, model, "cuda", quick)
             if cuda_available()

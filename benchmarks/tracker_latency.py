@@ -157,7 +157,7 @@ def measure_count(num_dets: int, params: Params) -> dict[str, Any]:
                 times["ours"].append(ours_s)
                 times["reference"].append(ref_s)
                 tracks.append(ours.memory.num_tracks)
-                backdrops.append(sum(len(entry.embeds) for entry in ours.memory.backdrops))
+                backdrops.append(ours.memory.num_backdrops)
                 outputs.append(len(out.track_ids))
     ours_ms = summarize(times["ours"])
     ref_ms = summarize(times["reference"])

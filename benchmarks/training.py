@@ -197,8 +197,8 @@ def cpu_probe(workload: Workload, quick: bool) -> dict[str, Any]:
 
 def workload_block(workload: Workload, quick: bool) -> dict[str, Any]:
     return {
-        "model_config": workload.model,
-        "data": "synth train pairs" if workload.data == "synth" else "generated MOT17-sized pairs",
+        "config": " ".join(workload.overrides),
+        "data": "synth train pairs" if workload.synth_pairs else "generated MOT17-sized pairs",
         "cpu_fp32": cpu_probe(workload, quick),
         "gpu": gpu_block(workload, quick) if cuda_available() else SKIPPED_NO_CUDA,
     }

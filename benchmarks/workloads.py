@@ -1,80 +1,53 @@
 """The two configurations every model benchmark runs: the CPU default on synth, and the paper's
-R50-FPN at MOT17 resolution. Models, optimisers and datamodules come from the real Hydra configs
-(``conf/model``, ``conf/data``), so the benchmarks measure what ``make train`` would run.
+R50-FPN at MOT17 resolution. Configs are composed from ``conf/train.yaml`` exactly as a training
+run composes them (the CPU default is ``experiment=synth`` itself), so the benchmarks measure what
+``make train`` would run.
 """
 
 from __future__ import annotations
 
-import os
+import tempfile
 from itertools import islice
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.optim import Optimizer
 
-from benchmarks.common import REPO_ROOT
-from qdtrack_pl.cli.utils import config_dir
+from qdtrack_pl.api import compose
 from qdtrack_pl.data.batch import FrameTargets, PairBatch
 from qdtrack_pl.models.qdtrack import QDTrackModel
 
 SEED = 0
+HYDRA_RUN_DIR = Path(tempfile.gettempdir()) / "qdtrack-bench"  # composing needs a run folder
 
 
 class Workload(NamedTuple):
-    """A model config at one input size; ``data`` supplies the class count (and, for synth, the
-    real training pairs)."""
+    """A training configuration at one input size."""
 
     name: str
-    model: str  # conf/model/<model>.yaml
-    data: str  # conf/data/<data>.yaml
+    overrides: tuple[str, ...]  # of conf/train.yaml, as on the qdtrack-train command line
+    synth_pairs: bool  # train on the synth datamodule's pairs, else on generated MOT17-sized ones
     width: int
     height: int
     cpu_batch_size: int | None  # None: the datamodule's configured batch size
     gpu_batch_size: int | None
-    objects_per_frame: int  # generated ground truth (workloads that do not read synth)
-    overrides: tuple[str, ...] = ()  # on top of the two groups, as the training run sets them
+    objects_per_frame: int  # generated ground truth (workloads without synth pairs)
 
 
-# The CPU default exactly as `make train` (experiment=synth) runs it: qdtrack_small on ResNet-10.
-SMALL = Workload(
-    "small@320x192",
-    "qdtrack_small",
-    "synth",
-    320,
-    192,
-    None,
-    None,
-    0,
-    ("model.model.detector.backbone=resnet10",),
-)
+# The CPU default exactly as `make train` runs it.
+SMALL = Workload("small@320x192", ("experiment=synth",), True, 320, 192, None, None, 0)
 # MOT17 frames resized to 1088x608 hold ~30 annotated pedestrians; the paper trains 2 per GPU, and
 # a CPU takes one pair per step for a few steps.
-R50 = Workload("r50@1088x608", "qdtrack_r50", "mot17", 1088, 608, 1, 2, 30)
+R50 = Workload("r50@1088x608", ("model=qdtrack_r50", "data=mot17"), False, 1088, 608, 1, 2, 30)
 WORKLOADS = (SMALL, R50)
 
 
-def data_dir() -> str:
-    """Same rule as ``conf/paths/default.yaml``: ``$QDTRACK_DATA`` or ``<repo>/data``."""
-    return os.environ.get("QDTRACK_DATA", str(REPO_ROOT / "data"))
-
-
 def load_config(workload: Workload) -> DictConfig:
-    """The ``data`` and ``model`` groups composed by Hydra as a training run would."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(
-            overrides=[
-                f"+data={workload.data}",
-                f"+model={workload.model}",
-                f"+paths.data_dir={data_dir()}",
-                f"+seed={SEED}",
-                *workload.overrides,
-            ]
-        )
+    """The training config of ``workload`` (data from ``$QDTRACK_DATA`` or ``<repo>/data``)."""
+    cfg = compose("train", [*workload.overrides, f"seed={SEED}"], output_dir=HYDRA_RUN_DIR)
     if "show_progress" in cfg.data:
         cfg.data.show_progress = False  # a progress bar would garble the benchmark table
     return cfg
@@ -133,7 +106,7 @@ def training_batches(
 ) -> list[PairBatch]:
     """``count`` batches on ``device``: real synth pairs or generated MOT17-sized pairs."""
     size = batch_size(cfg, workload, device)
-    if workload.data == "synth":
+    if workload.synth_pairs:
         loader = synth_datamodule(cfg, batch_size=size, num_workers=0).train_dataloader()
         batches = list(islice(loader, count))
     else:

@@ -86,3 +86,8 @@ def test_claims_are_unique_under_heavy_contention() -> None:
 def test_mask_of_the_wrong_shape_is_refused() -> None:
     with pytest.raises(ValueError, match=r"col_ok must have shape \(3,\) like the affinity"):
         greedy_assign(torch.rand(2, 3), 0.5, col_ok=torch.ones(2, dtype=torch.bool))
+
+
+def test_integer_affinity_is_refused() -> None:
+    with pytest.raises(ValueError, match="affinity must be a 2-d float array"):
+        greedy_assign(torch.ones(2, 3, dtype=torch.long), 0.5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qdtrack_pl.tracking.memory import BACKDROP_ID, TrackMemory
+from qdtrack_pl.tracking.memory import TrackMemory
 
 NO_CLAIM = -1
 
@@ -27,6 +27,7 @@ def commit(
     frame: int,
     first_value: float,
     max_age: int = 10,
+    backdrop: list | None = None,
 ) -> int:
     boxes, embeds, labels = detections(len(claimed), first_value)
     return memory.commit(
@@ -39,6 +40,7 @@ def commit(
         frame,
         momentum=0.75,
         max_age=max_age,
+        backdrop=None if backdrop is None else np.array(backdrop, dtype=bool),
     )
 
 
@@ -70,16 +72,26 @@ def test_zero_max_age_counts_births_but_keeps_nothing() -> None:
     assert memory.is_empty
 
 
-def test_bank_puts_tracks_first_then_backdrops_newest_first() -> None:
+def test_bank_holds_tracks_then_the_backdrop_ring_newest_first() -> None:
     memory = TrackMemory(backdrop_frames=2)
-    commit(memory, [NO_CLAIM], [True], [0], frame=0, first_value=1)
-    _, embeds, labels = detections(3, first_value=20)
-    memory.push_backdrops(embeds[:1], labels[:1])
-    memory.push_backdrops(embeds[1:], labels[1:])
-    memory.push_backdrops(embeds[2:], labels[2:])  # the oldest entry (one row) falls out
-    bank = memory.bank()
-    assert bank.ids.tolist() == [0, BACKDROP_ID, BACKDROP_ID, BACKDROP_ID]
-    np.testing.assert_array_equal(bank.embeds[:, 0], [1, 22, 21, 22])
+    # frame 0: detection 0 is born, detection 1 becomes a backdrop
+    commit(memory, [NO_CLAIM, NO_CLAIM], [True, False], [0, -1], 0, 1, backdrop=[False, True])
+    # frame 1: detection 0 matches track 0, detections 1 and 2 become backdrops
+    commit(memory, [0, NO_CLAIM, NO_CLAIM], [False] * 3, [0, -1, -1], 1, 10, backdrop=[0, 1, 1])
+    assert memory.num_tracks == 1 and memory.num_backdrops == 3
+    # first values: track 0 blended 0.25 * 1 + 0.75 * 10, then frame 1's (11, 12), frame 0's (2)
+    np.testing.assert_array_equal(memory.bank.embeds[:, 0], [7.75, 11, 12, 2])
+    assert memory.bank.labels.tolist() == [0, 1, 2, 1]
+    # frame 2: one new backdrop; frame 0's entry falls out of the two-frame ring
+    commit(memory, [NO_CLAIM], [False], [-1], 2, 20, backdrop=[True])
+    np.testing.assert_array_equal(memory.bank.embeds[:, 0], [7.75, 20, 11, 12])
+    assert list(memory.backdrop_sizes) == [1, 2]
+
+
+def test_without_a_ring_backdrops_are_not_kept() -> None:
+    memory = TrackMemory(backdrop_frames=0)
+    commit(memory, [NO_CLAIM], [False], [-1], 0, 1, backdrop=[True])
+    assert memory.num_backdrops == 0 and len(memory.backdrop_sizes) == 0
 
 
 def test_embedding_dtype_must_not_change_within_a_video() -> None:
@@ -87,3 +99,23 @@ def test_embedding_dtype_must_not_change_within_a_video() -> None:
     commit(memory, [NO_CLAIM], [True], [0], frame=0, first_value=1)
     with pytest.raises(ValueError, match="embeddings must be float32 like the tracker memory"):
         memory.check_compatible(np.zeros((1, 2), dtype=np.float64))
+
+
+def test_commit_refuses_mismatched_or_out_of_range_rows() -> None:
+    memory = TrackMemory()
+    commit(memory, [NO_CLAIM], [True], [0], frame=0, first_value=1)
+    with pytest.raises(ValueError, match="a claimed row is not a track"):
+        commit(memory, [1], [False], [0], frame=1, first_value=1)
+    boxes, embeds, labels = detections(2, first_value=1)
+    with pytest.raises(ValueError, match="born has 1 rows, claimed has 2"):
+        memory.commit(
+            np.array([0, -1]),
+            np.array([False]),
+            np.array([0, 1]),
+            boxes,
+            embeds,
+            labels,
+            1,
+            momentum=0.8,
+            max_age=10,
+        )

@@ -68,9 +68,9 @@ def test_unmatched_low_score_duplicate_becomes_a_backdrop() -> None:
     # a low-score box partly over A (IoU 60/340 < 0.3: not a duplicate) with a new appearance:
     # matches nothing, is not suppressed, and is not crowded -> this frame's backdrop
     assert run(tracker, [a, b, (box(7, 0), 0.4, 0, 3)], 1) == {0: 0, 1: 1}
-    (entry,) = tracker.memory.backdrops
-    np.testing.assert_array_equal(entry.embeds, [appearance(3)])
-    assert tracker.memory.bank().ids.tolist() == [0, 1, -1]  # backdrops join with id -1
+    memory = tracker.memory
+    assert memory.num_tracks == 2 and memory.num_backdrops == 1  # stored after the tracks
+    np.testing.assert_array_equal(memory.bank.embeds[2:], [appearance(3)])
 
 
 def test_low_score_detection_of_a_live_track_is_suppressed_not_a_backdrop() -> None:
@@ -80,7 +80,7 @@ def test_low_score_detection_of_a_live_track_is_suppressed_not_a_backdrop() -> N
     # backdrop, and B's track is not updated
     out = run(tracker, [(box(0, 0), 0.9, 0, 0), (box(100, 0), 0.3, 0, 1)], 1)
     assert out == {0: 0}
-    assert len(tracker.memory.backdrops[0].embeds) == 0
+    assert tracker.memory.num_backdrops == 0
     assert tracker.memory.last_frame.tolist() == [1, 0]
 
 
@@ -89,7 +89,7 @@ def test_mid_score_unmatched_detection_overlapping_a_kept_one_is_no_backdrop() -
     # 0.6: not a duplicate (IoU 0.5 <= 0.7), not born (<= 0.8), but crowded for backdrops (> 0.3)
     out = run(tracker, [(box(0, 0, w=30), 0.9, 0, 0), (box(10, 0, w=30), 0.6, 0, 1)], 0)
     assert out == {0: 0}
-    assert len(tracker.memory.backdrops[0].embeds) == 0
+    assert tracker.memory.num_backdrops == 0
 
 
 def test_duplicate_removal_is_class_agnostic_and_counts_dropped_boxes() -> None:

@@ -47,6 +47,9 @@ def scene_setup(seed: int) -> tuple[SceneConfig, dict]:
         nms_conf_thr=pick([0.5, 0.7]),
         with_cats=pick([True, False]),
         match_metric=pick(["bisoftmax", "bisoftmax", "softmax", "cosine"]),
+        # the low-score duplicate threshold may exceed the high-score one
+        nms_backdrop_iou_thr=pick([0.3, 0.8]),
+        nms_class_iou_thr=pick([0.7, 0.5]),
     )
     return config, params
 

@@ -14,9 +14,10 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from qdtrack_pl.data.coco_format import frame_annotations
 from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.json_fields import field, load_json, xywh_box
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.json_fields import field, load_json
+from qdtrack_pl.data.video_index import Frame, Video, VideoIndex
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,12 @@ def read_coco_static(
         frame = Frame(
             index=0,
             image_path=Path(image_dir) / field(image, "file_name", str, at),
-            annotations=_annotations(
-                anns_of_image.get(image_id, []), where, class_of_category, dropped
+            annotations=frame_annotations(
+                anns_of_image.get(image_id, []),
+                where,
+                class_of_category,
+                dropped,
+                with_track_ids=False,
             ),
             source_frame_id=0,
         )
@@ -77,21 +82,3 @@ def read_coco_static(
         name=name,
         metadata={"annotation_file": str(annotation_file), "dropped_categories": dict(dropped)},
     )
-
-
-def _annotations(
-    anns: list[tuple[int, dict]], where: str, class_of_category: dict[int, int], dropped: Counter
-) -> FrameAnnotations:
-    boxes, class_ids, ignore = [], [], []
-    for i, ann in anns:
-        at = f"{where}: annotations[{i}]"
-        category_id = field(ann, "category_id", int, at)
-        if category_id not in class_of_category:
-            dropped[category_id] += 1
-            continue
-        boxes.append(xywh_box(ann, "bbox", at))
-        class_ids.append(class_of_category[category_id])
-        ignore.append(bool(ann.get("iscrowd", 0)))
-    if not boxes:
-        return FrameAnnotations.empty()
-    return FrameAnnotations.from_rows(boxes, range(len(boxes)), class_ids, ignore=ignore)

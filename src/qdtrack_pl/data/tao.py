@@ -14,10 +14,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from qdtrack_pl.data.coco_format import frame_annotations
 from qdtrack_pl.data.dataset_root import DatasetNotFoundError, require_path
 from qdtrack_pl.data.errors import DatasetFormatError, read_text
-from qdtrack_pl.data.json_fields import field, load_json, xywh_box
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.json_fields import field, load_json
+from qdtrack_pl.data.video_index import Frame, Video, VideoIndex
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +160,8 @@ def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> Video
             Frame(
                 index=rank,
                 image_path=frames_dir / image["file_name"],
-                annotations=_frame_annotations(
-                    anns_of_image.get(image["id"], []), where, merged, class_of_category, dropped
+                annotations=frame_annotations(
+                    anns_of_image.get(image["id"], []), where, class_of_category, dropped, merged
                 ),
                 source_frame_id=image["frame_index"],
                 annotated="annotations" in data,
@@ -200,27 +201,3 @@ def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> Video
             "dropped_categories": dict(dropped),
         },
     )
-
-
-def _frame_annotations(
-    anns: list[tuple[int, dict]],
-    where: str,
-    merged: dict[int, int],
-    class_of_category: dict[int, int],
-    dropped: Counter,
-) -> FrameAnnotations:
-    boxes, track_ids, class_ids, ignore = [], [], [], []
-    for i, ann in anns:
-        at = f"{where}: annotations[{i}]"
-        category_id = field(ann, "category_id", int, at)
-        category_id = merged.get(category_id, category_id)
-        if category_id not in class_of_category:
-            dropped[category_id] += 1
-            continue
-        boxes.append(xywh_box(ann, "bbox", at))
-        track_ids.append(field(ann, "track_id", int, at))
-        class_ids.append(class_of_category[category_id])
-        ignore.append(bool(ann.get("iscrowd", 0)))
-    if not boxes:
-        return FrameAnnotations.empty()
-    return FrameAnnotations.from_rows(boxes, track_ids, class_ids, ignore=ignore)

@@ -47,6 +47,10 @@ def greedy_assign(
     claims nothing and frees nothing (it does not fall back to its second best). Ties go to the
     lowest column, as ``argmax`` breaks them.
     """
+    if affinity.ndim != 2 or not np.issubdtype(affinity.dtype, np.floating):
+        raise ValueError(
+            f"affinity must be a 2-d float array, got {affinity.dtype} {affinity.shape}"
+        )
     n, m = affinity.shape
     # the compiled loop does not check bounds: check the shapes here
     for name, mask, shape in (

@@ -1,6 +1,7 @@
 """Pairwise IoU of ``xyxy`` boxes, with the same arithmetic as mmdet's ``bbox_overlaps``.
 
-The tracker thresholds IoUs (duplicate removal, backdrop NMS), so the formula is kept identical to
+Trackers threshold IoUs (the IoU baseline's matching; duplicate removal and backdrop NMS repeat
+this arithmetic in ``ops.duplicate_removal``'s compiled loop), so the formula is kept identical to
 the original implementation's: areas without the legacy ``+1`` and the union clamped at ``eps`` so
 that degenerate (zero-area) boxes give 0 instead of NaN. Computed on numpy arrays (the trackers'
 host-side bookkeeping, see ``ops.host``); tensors are accepted too. Every step is one correctly

@@ -26,8 +26,10 @@ def max_overlap_with_higher_ranked(
     """(N,): ``max_{j < i} IoU(boxes[i], boxes[j])`` for rank-ordered (N, 4) xyxy boxes (highest
     first); 0 for the first box. With ``labels`` (N,) only boxes of ``i``'s class count."""
     # the compiled loop does not check bounds: check the shapes here
-    if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (N, 4) xyxy, got {boxes.shape}")
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or not np.issubdtype(boxes.dtype, np.floating):
+        raise ValueError(
+            f"boxes must be a float (N, 4) xyxy array, got {boxes.dtype} {boxes.shape}"
+        )
     if labels is not None and labels.shape != (len(boxes),):
         raise ValueError(f"labels must have shape ({len(boxes)},), got {labels.shape}")
     return higher_ranked_overlap(np.ascontiguousarray(boxes), labels)
@@ -65,11 +67,12 @@ def is_duplicate(
 ) -> np.ndarray:
     """Box ``i`` (rank order, ``scores`` descending) is a duplicate if its ``overlap`` with the
     boxes ranked above it exceeds ``low_score_iou_thr`` when ``scores[i] < obj_score_thr``, else
-    ``iou_thr``. Thresholds are compared in the arrays' precision; they must be >= 0."""
+    ``iou_thr`` (either may be the larger). Thresholds are compared in the arrays' precision, as
+    the original's tensors compare them."""
+    low_score = scores < scores.dtype.type(obj_score_thr)
     iou_thr = overlap.dtype.type(iou_thr)
     low_score_iou_thr = overlap.dtype.type(low_score_iou_thr)
-    obj_score_thr = scores.dtype.type(obj_score_thr)
-    return (overlap > iou_thr) | ((overlap > low_score_iou_thr) & (scores < obj_score_thr))
+    return np.where(low_score, overlap > low_score_iou_thr, overlap > iou_thr)
 
 
 @numba.njit(cache=True)

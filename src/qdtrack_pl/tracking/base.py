@@ -87,9 +87,10 @@ def validate_detections(
 
 
 class MemoryTracker:
-    """What the memory-based trackers share: the track memory, the per-video id counter, and the
-    two steps they take alike (numbering newborn tracks, building the output). Subclasses set
-    ``init_score_thr`` and implement ``update``, calling ``start_frame`` first."""
+    """What the memory-based trackers share: the track memory, the per-video id counter, input
+    checks with the reset at frame 0, and building the output; ``assign_ids`` numbers newborn
+    tracks for the trackers without suppression. Subclasses set ``init_score_thr`` and implement
+    ``update``, calling ``start_frame`` first."""
 
     init_score_thr: float
 
@@ -111,18 +112,14 @@ class MemoryTracker:
             self.reset()
         return frame_id
 
-    def assign_ids(
-        self, claimed: np.ndarray, scores: np.ndarray, may_start: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def assign_ids(self, claimed: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Track id per detection (in processing order) and the newborn mask.
 
         A detection keeps the id of the memory row it ``claimed``; an unclaimed one scoring above
-        ``init_score_thr`` (and allowed by ``may_start``) starts a track, ids consecutive in
-        processing order; the rest get ``UNTRACKED``."""
+        ``init_score_thr`` starts a track, ids consecutive in processing order; the rest get
+        ``UNTRACKED``. (``QDTracker`` decides births in its compiled step, with suppression.)"""
         ids = self.memory.ids_or_untracked(claimed)
         born = (ids == UNTRACKED) & (scores > self.init_score_thr)
-        if may_start is not None:
-            born &= may_start
         return born, np.where(born, born.cumsum() + (self.num_tracks - 1), ids)
 
     @staticmethod

@@ -81,13 +81,6 @@ class QDTracker(MemoryTracker):
         self.with_cats = with_cats
         self.match_metric = match_metric
         self._affinity = get_affinity(match_metric)
-        self._thresholds = _Thresholds(
-            match=match_score_thr,
-            suppress=max(match_score_thr, nms_conf_thr),
-            obj=obj_score_thr,
-            init=init_score_thr,
-            backdrop_iou=nms_backdrop_iou_thr,
-        )
 
     @torch.inference_mode()
     def update(
@@ -117,11 +110,11 @@ class QDTracker(MemoryTracker):
 
         # 3. affinity to tracks + backdrops, only if a live track exists (else no column)
         if len(order) and not self.memory.is_empty:
-            memory = self.memory.bank()
+            memory = self.memory.bank
             affinity = self._affinity(torch.from_numpy(embeds), torch.from_numpy(memory.embeds))
             affinity = affinity.numpy()
         else:
-            memory = MemoryBank(embeds[:0], labels[:0], labels[:0])  # no entry to match
+            memory = MemoryBank(embeds[:0], labels[:0])  # no entry to match
             affinity = np.zeros((len(order), 0), dtype=embeds.dtype)
 
         # 4-5. greedy matching, suppression, births and backdrops, in rank order
@@ -131,11 +124,16 @@ class QDTracker(MemoryTracker):
             det_scores,
             det_boxes,
             memory.labels,
-            memory.ids,
-            self.memory.num_tracks,
+            self.memory.ids,
             self.num_tracks,
             self.with_cats,
-            self._thresholds,
+            _Thresholds(
+                match=self.match_score_thr,
+                suppress=max(self.match_score_thr, self.nms_conf_thr),
+                obj=self.obj_score_thr,
+                init=self.init_score_thr,
+                backdrop_iou=self.nms_backdrop_iou_thr,
+            ),
         )
 
         # 6. memory update: matched tracks, newborns, backdrops, deaths
@@ -149,28 +147,30 @@ class QDTracker(MemoryTracker):
             frame_id,
             self.memo_momentum,
             self.memo_tracklet_frames,
+            backdrop,
         )
-        self.memory.push_backdrops(embeds[backdrop], labels[backdrop])
 
         # 7. output: detections holding a track id in this frame
         return self.output(ids, order, det_scores, like=scores)
 
 
-@numba.njit(cache=True)
+# Compiled once per process (about 1 s), not cached on disk: numba keys its disk cache on this file
+# alone, so a cached copy would keep running stale versions of the loops it calls from ``ops``.
+@numba.njit
 def _associate(
     affinity: np.ndarray,
     labels: np.ndarray,
     scores: np.ndarray,
     boxes: np.ndarray,
     memo_labels: np.ndarray,
-    memo_ids: np.ndarray,
-    num_live: int,
+    track_ids: np.ndarray,
     next_id: int,
     with_cats: bool,
     thr: _Thresholds,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Steps 4-5 for rank-ordered detections against the memory (live tracks first, then
-    backdrops; ``affinity`` (N, M), zeroed in place across classes when ``with_cats``).
+    """Steps 4-5 for rank-ordered detections against the memory: ``affinity`` (N, M) with the
+    tracks ``track_ids`` in its first columns and backdrops after them, zeroed in place across
+    classes (``memo_labels``) when ``with_cats``.
 
     Returns per detection: the memory row it claimed (-1: none), its track id (``UNTRACKED``:
     none), whether it starts a track (ids from ``next_id`` on), whether it becomes a backdrop.
@@ -183,7 +183,9 @@ def _associate(
                 if labels[i] != memo_labels[col]:
                     affinity[i, col] = 0
     may_claim = scores > scores.dtype.type(thr.obj)
-    claimed, best, best_col = greedy_walk(affinity, thr.match, may_claim, memo_ids[:m] >= 0, None)
+    num_tracks = len(track_ids)
+    is_track = np.arange(m) < num_tracks  # the other columns are backdrops: never claimed
+    claimed, best, best_col = greedy_walk(affinity, thr.match, may_claim, is_track, None)
 
     suppress, init = affinity.dtype.type(thr.suppress), scores.dtype.type(thr.init)
     overlap = higher_ranked_overlap(boxes, None)
@@ -192,8 +194,8 @@ def _associate(
     born, backdrop = np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.bool_)
     for i in range(n):
         if claimed[i] >= 0:
-            ids[i] = memo_ids[claimed[i]]
-        elif best[i] > suppress and 0 <= best_col[i] < num_live:
+            ids[i] = track_ids[claimed[i]]
+        elif best[i] > suppress and 0 <= best_col[i] < num_tracks:
             continue  # strongly matches a live track it may not claim: -2 in the spec, dropped
         elif scores[i] > init:
             ids[i], born[i] = next_id, True

@@ -122,7 +122,7 @@ class TaoTracker(MemoryTracker):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Greedy matching against the tracks: the memory row each detection claims (-1: none) and
         the scores, smoothed with the track's where a track was claimed."""
-        bank = self.memory.bank()
+        bank = self.memory.bank
         track_scores = self.memory.boxes[:, SCORE_COLUMN]
         same_class = labels[:, None] == bank.labels
         affinity = self._affinity(

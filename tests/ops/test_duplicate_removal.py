@@ -1,4 +1,4 @@
-"""IoU and the rank-ordered suppression rule."""
+"""Rank-ordered suppression (duplicates, backdrop and distractor NMS) and the IoU it uses."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def test_dropped_boxes_still_suppress() -> None:
     assert is_duplicate(overlap, high, 0.5, 0.3, 0.7).tolist() == [False, False, False]
 
 
+def test_low_score_threshold_may_exceed_the_high_score_one() -> None:
+    overlap = np.array([0.0, 0.75, 0.75], dtype=np.float32)
+    scores = np.array([0.9, 0.4, 0.9], dtype=np.float32)  # 1 is low-score: threshold 0.8
+    assert is_duplicate(overlap, scores, 0.5, 0.8, 0.7).tolist() == [False, False, True]
+
+
 def test_thresholds_compare_in_float32_like_the_original() -> None:
     # float32(0.3) lies above 0.3 in float64, not above float32(0.3): the original's tensors
     # compare in float32, so an IoU of float32(0.3) is not above the threshold 0.3
@@ -85,7 +91,9 @@ def test_max_overlap_equals_the_lower_triangle_of_box_iou_bit_for_bit(dtype: tor
 
 def test_max_overlap_empty_and_bad_shape() -> None:
     assert max_overlap_with_higher_ranked(torch.zeros(0, 4)).shape == (0,)
-    with pytest.raises(ValueError, match=r"boxes must have shape \(N, 4\)"):
+    with pytest.raises(ValueError, match=r"boxes must be a float \(N, 4\) xyxy array"):
         max_overlap_with_higher_ranked(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="boxes must be a float"):
+        max_overlap_with_higher_ranked(torch.zeros(3, 4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"labels must have shape \(3,\)"):
         max_overlap_with_higher_ranked(torch.zeros(3, 4), torch.zeros(2, dtype=torch.long))
