@@ -97,3 +97,12 @@ def test_max_overlap_empty_and_bad_shape() -> None:
         max_overlap_with_higher_ranked(torch.zeros(3, 4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"labels must have shape \(3,\)"):
         max_overlap_with_higher_ranked(torch.zeros(3, 4), torch.zeros(2, dtype=torch.long))
+
+
+@pytest.mark.parametrize("field", ["boxes", "scores"])
+def test_rank_order_refuses_non_finite_detections(field: str) -> None:
+    boxes = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], dtype=np.float32)
+    scores = np.array([0.9, 0.8], dtype=np.float32)
+    {"boxes": boxes, "scores": scores}[field][1] = np.nan
+    with pytest.raises(ValueError, match="must be finite"):
+        deduplicated_rank_order(boxes, scores, 0.5, 0.3, 0.7)

@@ -84,7 +84,10 @@ def deduplicated_rank_order(
     iou_thr: float,
 ) -> np.ndarray:
     """QDTrack's steps 1-2: indices of the detections that survive duplicate removal, by descending
-    score (stable: ties keep the detector's order, as the original's stable sort)."""
+    score (stable: ties keep the detector's order, as the original's stable sort). Raises
+    ``ValueError`` on a NaN or infinite score or box, which has no rank and no overlap."""
+    if not (np.isfinite(scores).all() and np.isfinite(boxes).all()):
+        raise ValueError("detection scores and boxes must be finite (got NaN or inf)")
     order = np.argsort(-scores, kind="mergesort")
     overlap = higher_ranked_overlap(boxes[order], None)
     duplicate = is_duplicate(overlap, scores[order], obj_score_thr, low_score_iou_thr, iou_thr)
