@@ -123,8 +123,15 @@ class TrackMemory:
         (N, D).
         """
         # the compiled pass does not check bounds: check the shapes here
-        per_detection = {"born": born, "ids": ids, "boxes": boxes, "embeds": embeds}
-        per_detection.update(labels=labels, backdrop=claimed if backdrop is None else backdrop)
+        per_detection = {
+            "born": born,
+            "ids": ids,
+            "boxes": boxes,
+            "embeds": embeds,
+            "labels": labels,
+        }
+        if backdrop is not None:
+            per_detection["backdrop"] = backdrop
         for name, values in per_detection.items():
             if len(values) != len(claimed):
                 raise ValueError(f"{name} has {len(values)} rows, claimed has {len(claimed)}")

@@ -27,7 +27,7 @@ from qdtrack_pl.ops.assignment import greedy_walk
 from qdtrack_pl.ops.duplicate_removal import deduplicated_rank_order, higher_ranked_overlap
 from qdtrack_pl.ops.host import to_host
 from qdtrack_pl.tracking.base import MemoryTracker, TrackerOutput
-from qdtrack_pl.tracking.memory import UNTRACKED, MemoryBank
+from qdtrack_pl.tracking.memory import UNTRACKED
 
 
 class _Thresholds(NamedTuple):
@@ -109,12 +109,11 @@ class QDTracker(MemoryTracker):
         self.memory.check_compatible(embeds)
 
         # 3. affinity to tracks + backdrops, only if a live track exists (else no column)
+        bank = self.memory.bank
         if len(order) and not self.memory.is_empty:
-            memory = self.memory.bank
-            affinity = self._affinity(torch.from_numpy(embeds), torch.from_numpy(memory.embeds))
+            affinity = self._affinity(torch.from_numpy(embeds), torch.from_numpy(bank.embeds))
             affinity = affinity.numpy()
         else:
-            memory = MemoryBank(embeds[:0], labels[:0])  # no entry to match
             affinity = np.zeros((len(order), 0), dtype=embeds.dtype)
 
         # 4-5. greedy matching, suppression, births and backdrops, in rank order
@@ -123,7 +122,7 @@ class QDTracker(MemoryTracker):
             labels,
             det_scores,
             det_boxes,
-            memory.labels,
+            bank.labels,
             self.memory.ids,
             self.num_tracks,
             self.with_cats,
