@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video, VideoIndex
 from qdtrack_pl.eval.mot_results import TrackResults
 from qdtrack_pl.eval.trackeval_adapter import evaluate_tracking
 

@@ -16,7 +16,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from qdtrack_pl.data.video_index import Video
+from qdtrack_pl.data.index import Video
 from qdtrack_pl.eval.mot_results import TrackResults
 from qdtrack_pl.ops.affinity import AFFINITIES
 

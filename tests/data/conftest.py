@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.synth import SMALL_SYNTH, GeneratedSynth, generate_synth
-from qdtrack_pl.data.synth import SynthConfig
+from qdtrack_pl.data.synth.config import SynthConfig
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 from fixtures.synth import SMALL_SYNTH
 from qdtrack_pl.data.batch import FrameBatch, PairBatch
 from qdtrack_pl.data.datamodule import VideoDataModule
-from qdtrack_pl.data.synth import SynthConfig
-from qdtrack_pl.data.synth_datamodule import SynthDataModule
+from qdtrack_pl.data.synth.config import SynthConfig
+from qdtrack_pl.data.synth.datamodule import SynthDataModule
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "data" / "synth.yaml"
 SMALL_SYNTH_VALUES = {

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.mot import (
+from qdtrack_pl.data.formats.mot import (
     MappingClassRule,
     mot17_class_rule,
     read_mot_sequence,
@@ -18,8 +18,9 @@ from qdtrack_pl.data.mot import (
     synth_class_rule,
     write_mot_sequence,
 )
-from qdtrack_pl.data.synth import SynthConfig, ensure_synth_dataset
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video
+from qdtrack_pl.data.synth.config import SynthConfig
+from qdtrack_pl.data.synth.generate import ensure_synth_dataset
 
 WIDTH, HEIGHT, LENGTH = 64, 48, 4
 

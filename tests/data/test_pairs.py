@@ -15,17 +15,12 @@ from torch.utils.data import DistributedSampler
 
 from fixtures.synth import GeneratedSynth
 from qdtrack_pl.data.batch import FrameTargets
-from qdtrack_pl.data.mot import read_mot_split, synth_class_rule
-from qdtrack_pl.data.pairs import (
-    PairDataset,
-    SequenceDataset,
-    VideoSequenceSampler,
-    collate_frames,
-    collate_pairs,
-    repeat_factors,
-)
-from qdtrack_pl.data.transforms import AugmentParams, FrameTransform
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.formats.mot import read_mot_split, synth_class_rule
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.loading.collate import collate_frames, collate_pairs
+from qdtrack_pl.data.loading.pairs import PairDataset, repeat_factors
+from qdtrack_pl.data.loading.sequence import SequenceDataset, VideoSequenceSampler
+from qdtrack_pl.data.loading.transforms import AugmentParams, FrameTransform
 
 SIZE = (32, 24)  # hand-made frames: width, height
 CROP = 12  # object crops are compared at CROP x CROP pixels

@@ -11,17 +11,12 @@ import pytest
 from PIL import Image
 
 from fixtures.synth import SMALL_SYNTH, GeneratedSynth
-from qdtrack_pl.data import synth
-from qdtrack_pl.data.mot import read_mot_split, synth_class_rule
-from qdtrack_pl.data.synth import (
-    SHAPE_ASPECTS,
-    Layer,
-    SynthConfig,
-    compose_frame,
-    ensure_synth_dataset,
-    shape_mask,
-)
-from qdtrack_pl.data.video_index import Video, VideoIndex
+from qdtrack_pl.data.formats.mot import read_mot_split, synth_class_rule
+from qdtrack_pl.data.index import Video, VideoIndex
+from qdtrack_pl.data.synth import generate as synth
+from qdtrack_pl.data.synth.config import SHAPE_ASPECTS, SynthConfig
+from qdtrack_pl.data.synth.generate import ensure_synth_dataset
+from qdtrack_pl.data.synth.render import Layer, compose_frame, shape_mask
 
 TINY = SynthConfig(num_train_sequences=1, num_val_sequences=1, frames_range=(6, 8), seed=5)
 CROP_SIZE = (16, 16)  # crops are compared at this size

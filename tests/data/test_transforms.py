@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from qdtrack_pl.data.transforms import (
+from qdtrack_pl.data.loading.transforms import (
     AugmentParams,
     FrameTransform,
     PhotometricJitter,

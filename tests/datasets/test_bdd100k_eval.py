@@ -15,7 +15,7 @@ import pytest
 
 from fixtures.bdd100k import VIDEO_A, make_bdd100k
 from fixtures.track_results import add_row, drop_row, gt_as_results
-from qdtrack_pl.data.bdd100k import BDD100K_CLASSES, read_bdd100k_tracking
+from qdtrack_pl.data.datasets.bdd100k import BDD100K_CLASSES, read_bdd100k_tracking
 from qdtrack_pl.eval.bdd100k import evaluate_bdd100k
 
 CLASSES_WITH_GT = 7

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 
 from fixtures.bdd100k import VIDEO_A, VIDEO_B, make_bdd100k
-from qdtrack_pl.data.bdd100k import (
+from qdtrack_pl.data.datasets.bdd100k import (
     BDD100K_CLASSES,
     OCCLUDED_VISIBILITY,
     read_bdd100k_det,
     read_bdd100k_tracking,
 )
-from qdtrack_pl.data.dataset_root import DatasetNotFoundError
-from qdtrack_pl.data.errors import DatasetFormatError
+from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError
 
 
 @pytest.fixture

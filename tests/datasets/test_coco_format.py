@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from qdtrack_pl.data.coco_format import frame_annotations
 from qdtrack_pl.data.errors import DatasetFormatError
+from qdtrack_pl.data.formats.coco import frame_annotations
 
 CLASS_OF_CATEGORY = {10: 0, 20: 1}  # json category id -> class index
 

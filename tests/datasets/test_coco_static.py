@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fixtures.lvis_coco import make_lvis_coco
-from qdtrack_pl.data.coco_static import read_coco_static
+from qdtrack_pl.data.datasets.lvis_coco import read_coco_static
 from qdtrack_pl.data.errors import DatasetFormatError
 
 CLASSES = ("person", "dog", "bus_(vehicle)")

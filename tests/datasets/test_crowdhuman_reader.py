@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from fixtures.crowdhuman import make_crowdhuman
-from qdtrack_pl.data.crowdhuman import read_crowdhuman
-from qdtrack_pl.data.dataset_root import DatasetNotFoundError
-from qdtrack_pl.data.errors import DatasetFormatError
+from qdtrack_pl.data.datasets.crowdhuman import read_crowdhuman
+from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError
 
 
 @pytest.fixture

@@ -15,10 +15,9 @@ from fixtures.lvis_coco import make_lvis_coco
 from fixtures.mot17 import make_mot17
 from fixtures.tao import make_tao
 from fixtures.waymo import make_waymo_converted
-from qdtrack_pl.data.datamodule import VideoDataModule
-from qdtrack_pl.data.dataset_datamodules import merge_indices
-from qdtrack_pl.data.dataset_root import DatasetNotFoundError
-from qdtrack_pl.data.tao import annotated_category_names, write_vocabulary
+from qdtrack_pl.data.datamodule import VideoDataModule, merge_indices
+from qdtrack_pl.data.datasets.tao import annotated_category_names, write_vocabulary
+from qdtrack_pl.data.errors import DatasetNotFoundError
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
 

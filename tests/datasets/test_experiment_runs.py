@@ -22,7 +22,7 @@ from fixtures.mot17 import make_mot17
 from fixtures.tao import make_tao
 from fixtures.waymo import make_waymo_converted
 from qdtrack_pl import api
-from qdtrack_pl.data.tao import annotated_category_names, write_vocabulary
+from qdtrack_pl.data.datasets.tao import annotated_category_names, write_vocabulary
 
 CPU_SIZED = (
     "trainer.fast_dev_run=true",

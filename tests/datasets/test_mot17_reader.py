@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from fixtures.mot17 import make_mot17
-from qdtrack_pl.data.dataset_root import DatasetNotFoundError
-from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.mot17 import read_mot17, split_frame
+from qdtrack_pl.data.datasets.mot17 import read_mot17, split_frame
+from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError
 
 
 @pytest.fixture(scope="module")

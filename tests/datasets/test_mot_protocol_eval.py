@@ -18,8 +18,8 @@ import pytest
 from fixtures.crowdhuman import make_crowdhuman
 from fixtures.mot17 import make_mot17
 from fixtures.track_results import add_row, drop_row, gt_as_results
-from qdtrack_pl.data.crowdhuman import read_crowdhuman
-from qdtrack_pl.data.mot17 import read_mot17, write_official_gt
+from qdtrack_pl.data.datasets.crowdhuman import read_crowdhuman
+from qdtrack_pl.data.datasets.mot17 import read_mot17, write_official_gt
 from qdtrack_pl.eval.mot_results import write_mot_results
 
 adapter = pytest.importorskip(

@@ -14,7 +14,7 @@ import pytest
 
 from fixtures.tao import make_tao
 from fixtures.track_results import gt_as_results
-from qdtrack_pl.data.tao import read_tao
+from qdtrack_pl.data.datasets.tao import read_tao
 from qdtrack_pl.eval.tao import evaluate_tao
 
 CLASSES_WITH_GT = 4

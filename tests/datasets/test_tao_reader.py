@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from fixtures.tao import make_tao
-from qdtrack_pl.data.dataset_root import DatasetNotFoundError
-from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.tao import annotated_category_names, read_tao, write_vocabulary
+from qdtrack_pl.data.datasets.tao import annotated_category_names, read_tao, write_vocabulary
+from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError
 
 
 @pytest.fixture

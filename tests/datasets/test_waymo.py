@@ -22,9 +22,8 @@ from fixtures.waymo import (
     proto_frame_bytes,
     write_tfrecord,
 )
-from qdtrack_pl.data.dataset_root import DatasetNotFoundError
-from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.waymo import CLASS_NAMES, read_waymo
+from qdtrack_pl.data.datasets.waymo import CLASS_NAMES, read_waymo
+from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError
 from qdtrack_pl.tools.convert_waymo import (
     center_box_to_xyxy,
     convert_segment,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video
 from qdtrack_pl.eval.mot_results import TrackResults, read_mot_results, write_mot_results
 
 

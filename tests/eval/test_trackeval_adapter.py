@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from fixtures.mot17 import NUM_FRAMES, gt_rows, make_mot17
-from qdtrack_pl.data.mot import mot17_class_rule, read_mot_split
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.formats.mot import mot17_class_rule, read_mot_split
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video, VideoIndex
 from qdtrack_pl.eval.mot_results import TrackResults, write_mot_results
 from qdtrack_pl.eval.trackeval_adapter import EvalResult, evaluate_mot_challenge, evaluate_tracking
 

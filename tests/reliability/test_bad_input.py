@@ -15,17 +15,18 @@ from PIL import Image
 from fixtures.bdd100k import VIDEO_B, make_bdd100k
 from fixtures.crowdhuman import IMAGE_SIZES, make_crowdhuman
 from fixtures.tao import make_tao
-from qdtrack_pl.data.bdd100k import read_bdd100k_tracking
-from qdtrack_pl.data.crowdhuman import read_crowdhuman
 from qdtrack_pl.data.datamodule import VideoDataModule
-from qdtrack_pl.data.dataset_root import DatasetNotFoundError
-from qdtrack_pl.data.errors import DatasetFormatError, ImageReadError
-from qdtrack_pl.data.frames import FrameSource
-from qdtrack_pl.data.mot import read_mot_sequence, synth_class_rule
-from qdtrack_pl.data.pairs import MAX_REPLACEMENTS, PairDataset, SequenceDataset, collate_pairs
-from qdtrack_pl.data.tao import read_tao
-from qdtrack_pl.data.transforms import AugmentParams, FrameTransform, load_image
-from qdtrack_pl.data.video_index import VideoIndex
+from qdtrack_pl.data.datasets.bdd100k import read_bdd100k_tracking
+from qdtrack_pl.data.datasets.crowdhuman import read_crowdhuman
+from qdtrack_pl.data.datasets.tao import read_tao
+from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError, ImageReadError
+from qdtrack_pl.data.formats.mot import read_mot_sequence, synth_class_rule
+from qdtrack_pl.data.index import VideoIndex
+from qdtrack_pl.data.loading.collate import collate_pairs
+from qdtrack_pl.data.loading.frames import FrameSource
+from qdtrack_pl.data.loading.pairs import MAX_REPLACEMENTS, PairDataset
+from qdtrack_pl.data.loading.sequence import SequenceDataset
+from qdtrack_pl.data.loading.transforms import AugmentParams, FrameTransform, load_image
 
 WIDTH, HEIGHT = 64, 48
 
@@ -272,7 +273,7 @@ def test_training_pairs_with_unreadable_images_are_replaced_and_reported(
     seq = mot_sequence(tmp_path, length=5)
     dataset = pair_dataset(seq)
     bad = corrupt(seq / "img1" / "000005.jpg")
-    caplog.set_level(logging.WARNING, logger="qdtrack_pl.data.pairs")
+    caplog.set_level(logging.WARNING, logger="qdtrack_pl.data.loading.pairs")
     item = dataset[(4, 5)]  # key frame 5 is unreadable: the next key's pair (frame 1) replaces it
     assert item.skipped_images == (str(bad),)
     assert item.key_targets.boxes[0, 0].item() == pytest.approx(4.0)  # frame 1's box

@@ -16,7 +16,7 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import Dataset
 
-from qdtrack_pl.data.resumable import EpochSampler, ResumableDataLoader
+from qdtrack_pl.data.loading.samplers import EpochSampler, ResumableDataLoader
 from qdtrack_pl.lit.checkpointing import (
     AtomicCheckpointIO,
     CheckpointReadError,

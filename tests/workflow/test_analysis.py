@@ -20,7 +20,7 @@ from qdtrack_pl.analysis import (
     similarity,
     track_timelines,
 )
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video
 from qdtrack_pl.eval.mot_results import TrackResults
 
 

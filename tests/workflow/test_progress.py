@@ -12,7 +12,7 @@ from pytorch_lightning.callbacks import RichProgressBar
 
 from fixtures.track_results import gt_as_results
 from qdtrack_pl.cli.utils import instantiate_list
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video, VideoIndex
 from qdtrack_pl.eval.trackeval_adapter import evaluate_tracking
 from qdtrack_pl.progress import progress_bar
 

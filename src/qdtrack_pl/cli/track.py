@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from qdtrack_pl.cli.config_check import validate_config
 from qdtrack_pl.cli.utils import apply_extras, config_dir, log
-from qdtrack_pl.data.frames import FrameSource
+from qdtrack_pl.data.loading.frames import FrameSource
 from qdtrack_pl.eval.mot_results import TrackResults, write_mot_results
 from qdtrack_pl.lit.checkpointing import load_weights
 from qdtrack_pl.vis import draw_tracks, write_video

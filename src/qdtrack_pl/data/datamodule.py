@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -17,16 +18,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.pairs import (
-    PairDataset,
-    SequenceDataset,
-    VideoSequenceSampler,
-    collate_frames,
-    collate_pairs,
-)
-from qdtrack_pl.data.resumable import EpochSampler, ResumableDataLoader
-from qdtrack_pl.data.transforms import FrameTransform, PhotometricJitter
-from qdtrack_pl.data.video_index import VideoIndex
+from qdtrack_pl.data.index import VideoIndex
+from qdtrack_pl.data.loading.collate import collate_frames, collate_pairs
+from qdtrack_pl.data.loading.pairs import PairDataset
+from qdtrack_pl.data.loading.samplers import EpochSampler, ResumableDataLoader
+from qdtrack_pl.data.loading.sequence import SequenceDataset, VideoSequenceSampler
+from qdtrack_pl.data.loading.transforms import FrameTransform, PhotometricJitter
 
 # Which split each Lightning stage reads for evaluation.
 EVAL_SPLIT_OF_STAGE = {
@@ -163,8 +160,8 @@ class VideoDataModule(pl.LightningDataModule, ABC):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled pairs (see :meth:`train_sampler`); the loader's position is saved in
-        checkpoints (:mod:`qdtrack_pl.data.resumable`), so a run resumed mid-epoch trains on the
-        batches an uninterrupted run would."""
+        checkpoints (:mod:`qdtrack_pl.data.loading.samplers`), so a run resumed mid-epoch trains
+        on the batches an uninterrupted run would."""
         index = self.index("train")
         dataset = PairDataset(
             index, self.train_transform, self.scope, self.skip_nomatch, self.oversample_thr
@@ -218,3 +215,52 @@ def _tuples(values: Mapping[str, Any]) -> dict[str, Any]:
         k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v
         for k, v in dict(values).items()
     }
+
+
+STAGE_SPLITS = ("train", "val", "test")
+
+
+def merge_indices(indices: Sequence[VideoIndex], name: str) -> VideoIndex:
+    """One index holding the videos of several (e.g. BDD MOT + BDD det) sharing one vocabulary."""
+    vocabularies = {index.class_names for index in indices}
+    if len(vocabularies) != 1:
+        raise ValueError(f"cannot merge indices with different class lists: {sorted(vocabularies)}")
+    names = [v.name for index in indices for v in index.videos]
+    if len(set(names)) != len(names):
+        raise ValueError(f"cannot merge {[i.name for i in indices]}: video names collide")
+    return VideoIndex(
+        videos=tuple(v for index in indices for v in index.videos),
+        class_names=indices[0].class_names,
+        name=name,
+        metadata={index.name: index.metadata for index in indices},
+    )
+
+
+class NativeDataModule(VideoDataModule):
+    """A dataset read from its native files below ``root``: the stage-to-dataset split map and the
+    vocabulary check (``num_classes`` / ``class_names`` config values, which the model config
+    interpolates, must match the reader's vocabulary)."""
+
+    default_splits: Mapping[str, str] = {"train": "train", "val": "val", "test": "val"}
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        splits: Mapping[str, str] | None = None,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.root = Path(root)
+        self.splits = {**self.default_splits, **(splits or {})}
+        unknown = set(self.splits) - set(STAGE_SPLITS)
+        if unknown:
+            raise ValueError(f"splits keys must be among {STAGE_SPLITS}, got {sorted(unknown)}")
+        self.check_vocabulary(num_classes, class_names)
+
+    def dataset_split(self, split: str) -> str:
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; expected one of {list(self.splits)}")
+        return self.splits[split]

@@ -1,4 +1,9 @@
-"""The exceptions dataset readers raise for data on disk that breaks its format."""
+"""The exceptions dataset readers raise: data that is missing (with where to download it) or that
+breaks its format (with the file, the record and the field).
+
+A wrong ``data.root`` is the most common first-run error with real datasets; the message names the
+missing path, what should be there and where the official download lives.
+"""
 
 from __future__ import annotations
 
@@ -35,3 +40,17 @@ def read_text(path: Path) -> str:
             f"{path}: not a UTF-8 text file (undecodable byte at offset {err.start}); "
             "the file is corrupted or is not an annotation file"
         ) from None
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset file or folder the reader needs is missing."""
+
+
+def require_path(path: Path, *, dataset: str, what: str, download_url: str) -> Path:
+    """Return ``path`` if it exists, else raise naming the expected path and the download page."""
+    if not path.exists():
+        raise DatasetNotFoundError(
+            f"{dataset}: expected {what} at {path}, which does not exist. Download {dataset} from "
+            f"{download_url} and lay it out as described in docs/datasets.md (or set data.root)."
+        )
+    return path

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import trackeval
 
-from qdtrack_pl.data.video_index import FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.index import FrameAnnotations, Video, VideoIndex
 from qdtrack_pl.eval.mot_results import UNKNOWN_CLASS, TrackResults
 from qdtrack_pl.eval.trackeval_adapter import quiet_evaluator
 

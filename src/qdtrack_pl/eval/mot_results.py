@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from qdtrack_pl.data.video_index import Video
+from qdtrack_pl.data.index import Video
 
 BOX_DECIMALS = 2  # MOTChallenge convention: hundredths of a pixel
 SCORE_DECIMALS = 4

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from qdtrack_pl.data.video_index import VideoIndex
+from qdtrack_pl.data.index import VideoIndex
 from qdtrack_pl.eval.bdd100k import evaluate_bdd100k
 from qdtrack_pl.eval.mot_results import TrackResults
 from qdtrack_pl.eval.tao import evaluate_tao

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import trackeval
 
-from qdtrack_pl.data.video_index import VideoIndex
+from qdtrack_pl.data.index import VideoIndex
 from qdtrack_pl.eval.bdd100k import require_classes
 from qdtrack_pl.eval.mot_results import TrackResults
 from qdtrack_pl.eval.trackeval_adapter import quiet_evaluator

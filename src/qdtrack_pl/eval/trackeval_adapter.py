@@ -40,7 +40,7 @@ import trackeval
 from scipy.optimize import linear_sum_assignment
 from trackeval.datasets._base_dataset import _BaseDataset
 
-from qdtrack_pl.data.video_index import FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.index import FrameAnnotations, Video, VideoIndex
 from qdtrack_pl.eval.mot_results import UNKNOWN_CLASS, TrackResults
 from qdtrack_pl.progress import progress_bar
 

@@ -1,10 +1,10 @@
 """Surviving interruption: step checkpoints, a checkpoint on SIGTERM, and the RNG state in every
 checkpoint, so that ``ckpt_path=last`` continues a killed run exactly where it stopped.
 
-Together with :class:`~qdtrack_pl.data.resumable.ResumableDataLoader` (the loader's position) and
-Lightning's loop state (epoch, batch, optimizer and scheduler), a run resumed from any checkpoint
-this callback writes ends with the same weights and metrics as an uninterrupted run with the same
-seed (``tests/reliability/test_interruption.py``).
+Together with :class:`~qdtrack_pl.data.loading.samplers.ResumableDataLoader` (the loader's
+position) and Lightning's loop state (epoch, batch, optimizer and scheduler), a run resumed from any
+checkpoint this callback writes ends with the same weights and metrics as an uninterrupted run with
+the same seed (``tests/reliability/test_interruption.py``).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from qdtrack_pl.data.batch import FrameBatch
-from qdtrack_pl.data.video_index import VideoIndex
+from qdtrack_pl.data.index import VideoIndex
 from qdtrack_pl.eval.mot_results import TrackResults, write_mot_results
 from qdtrack_pl.eval.protocols import ProtocolResult, evaluate_protocol
 from qdtrack_pl.lit.wandb_media import log_tracking_media, wandb_loggers

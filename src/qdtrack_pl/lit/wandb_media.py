@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 
-from qdtrack_pl.data.transforms import load_image
-from qdtrack_pl.data.video_index import Video, VideoIndex
+from qdtrack_pl.data.index import Video, VideoIndex
+from qdtrack_pl.data.loading.transforms import load_image
 from qdtrack_pl.eval.mot_results import TrackResults
 from qdtrack_pl.eval.trackeval_adapter import TABLE_KEYS
 from qdtrack_pl.vis.draw import draw_tracks

@@ -7,7 +7,7 @@ and imports the Waymo protos lazily; install them without their dependencies::
 
     pip install --no-deps waymo-open-dataset-tf-2-12-0
 
-Output (read by :mod:`qdtrack_pl.data.waymo`): ``<out>/images/<split>/<segment>/<CAMERA>/
+Output (read by :mod:`qdtrack_pl.data.datasets.waymo`): ``<out>/images/<split>/<segment>/<CAMERA>/
 <frame:06d>.jpg`` (the original jpg bytes, not re-encoded) and ``<out>/annotations/<split>/
 <segment>.json`` with the 2D camera labels of the five cameras.
 
@@ -27,8 +27,8 @@ from typing import Any
 
 from PIL import Image
 
+from qdtrack_pl.data.datasets.waymo import CAMERAS
 from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.waymo import CAMERAS
 from qdtrack_pl.progress import progress_bar
 
 WAYMO_FPS = 10.0  # all perception segments are 10 Hz

@@ -3,7 +3,7 @@
 The one renderer behind ``qdtrack-vis``, the notebooks and the wandb media of the tracking
 callback: results are :class:`~qdtrack_pl.eval.mot_results.TrackResults` (0-based frame indices),
 frames come from a MOTChallenge sequence folder (``<seq>/img1`` + ``seqinfo.ini``), an image
-folder or a video file (:class:`~qdtrack_pl.data.frames.FrameSource`).
+folder or a video file (:class:`~qdtrack_pl.data.loading.frames.FrameSource`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qdtrack_pl.data.frames import FrameSource
-from qdtrack_pl.data.mot import read_seqinfo
+from qdtrack_pl.data.formats.mot import read_seqinfo
+from qdtrack_pl.data.loading.frames import FrameSource
 from qdtrack_pl.eval.mot_results import TrackResults, read_mot_results
 from qdtrack_pl.vis.draw import draw_tracks
 from qdtrack_pl.vis.video import write_video

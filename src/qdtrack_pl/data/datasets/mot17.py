@@ -10,7 +10,7 @@ Three things set MOT17 apart from a plain MOTChallenge folder (reference spec 4.
   half-val. Frame indices restart at 0 in each half; ``source_frame_id`` keeps the MOT number.
 - Pedestrians (class 1) are targets; the distractor classes 2, 7, 8, 12 and conf-0 pedestrian rows
   are kept as ignore regions (the official evaluation's rules); other classes are dropped. This is
-  :func:`qdtrack_pl.data.mot.mot17_class_rule`.
+  :func:`qdtrack_pl.data.formats.mot.mot17_class_rule`.
 
 For the official scoring (TrackEval's ``MotChallenge2DBox``, which tells distractors from conf-0
 rows) :func:`write_official_gt` writes each sequence's raw gt rows of a split, like upstream's
@@ -22,16 +22,19 @@ from __future__ import annotations
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from qdtrack_pl.data.dataset_root import DatasetNotFoundError, require_path
-from qdtrack_pl.data.mot import (
+from qdtrack_pl.data.datamodule import NativeDataModule, merge_indices
+from qdtrack_pl.data.datasets.crowdhuman import PEDESTRIAN, read_crowdhuman
+from qdtrack_pl.data.errors import DatasetNotFoundError, require_path
+from qdtrack_pl.data.formats.mot import (
     list_mot_sequences,
     mot17_class_rule,
     read_gt_rows,
     read_mot_sequence,
     read_seqinfo,
 )
-from qdtrack_pl.data.video_index import Video, VideoIndex
+from qdtrack_pl.data.index import Video, VideoIndex
 
 DOWNLOAD_URL = "https://motchallenge.net/data/MOT17/"
 CLASS_NAMES: tuple[str, ...] = ("pedestrian",)
@@ -129,3 +132,37 @@ def write_official_gt(
         (out / "gt" / "gt.txt").write_text("".join(f"{lines[n - 1]}\n" for n in sorted(keep)))
         names.append(seq_dir.name)
     return names
+
+
+class MOT17DataModule(NativeDataModule):
+    """MOT17 (+ optionally CrowdHuman train images for training, MMTracking's variant).
+
+    Args:
+        detector: which of the three identical sequence copies to read (None = all three).
+        crowdhuman_root: also train on CrowdHuman's train split, read from this folder.
+    """
+
+    default_splits = {"train": "half-train", "val": "half-val", "test": "half-val"}
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        detector: str | None = "FRCNN",
+        crowdhuman_root: str | Path | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.detector = detector
+        self.crowdhuman_root = None if crowdhuman_root is None else Path(crowdhuman_root)
+        super().__init__(root, **kwargs)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return PEDESTRIAN
+
+    def build_index(self, split: str) -> VideoIndex:
+        index = read_mot17(self.root, self.dataset_split(split), detector=self.detector)
+        if split == "train" and self.crowdhuman_root is not None:
+            crowd = read_crowdhuman(self.crowdhuman_root, "train")
+            index = merge_indices([index, crowd], name="mot17_crowdhuman_train")
+        return index

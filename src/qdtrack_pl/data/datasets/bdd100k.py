@@ -13,13 +13,13 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from qdtrack_pl.data.dataset_root import DatasetNotFoundError, require_path
-from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.json_fields import field as json_field
-from qdtrack_pl.data.json_fields import load_json, number_box
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.datamodule import NativeDataModule, merge_indices
+from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError, require_path
+from qdtrack_pl.data.formats.json_fields import field as json_field
+from qdtrack_pl.data.formats.json_fields import load_json, number_box
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video, VideoIndex
 
 log = logging.getLogger(__name__)
 
@@ -223,3 +223,33 @@ def _report(tally: _Tally, what: str) -> dict:
     if tally.unknown:
         log.warning("%s: skipped labels of unknown classes %s", what, dict(tally.unknown))
     return {"dropped_categories": dict(tally.dropped), "skipped_unknown": dict(tally.unknown)}
+
+
+class BDD100KDataModule(NativeDataModule):
+    """BDD100K MOT; training adds the det images as static pairs (the paper's recipe).
+
+    Args:
+        det_train: add ``labels/det_20/det_train.json`` images to the training split.
+        on_unknown: ``"error"`` or ``"skip"`` (count and drop) labels of unknown classes.
+    """
+
+    evaluation_protocol = "bdd100k"
+
+    def __init__(
+        self, root: str | Path, *, det_train: bool = True, on_unknown: str = "error", **kwargs: Any
+    ) -> None:
+        self.det_train = det_train
+        self.on_unknown = on_unknown
+        super().__init__(root, **kwargs)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return BDD100K_CLASSES
+
+    def build_index(self, split: str) -> VideoIndex:
+        name = self.dataset_split(split)
+        index = read_bdd100k_tracking(self.root, name, on_unknown=self.on_unknown)  # type: ignore[arg-type]
+        if split == "train" and self.det_train:
+            det = read_bdd100k_det(self.root, name, on_unknown=self.on_unknown)  # type: ignore[arg-type]
+            index = merge_indices([index, det], name=f"bdd100k_{name}_track+det")
+        return index

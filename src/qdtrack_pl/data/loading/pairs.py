@@ -1,34 +1,34 @@
-"""Training pairs (spec §4.3), whole-video frame loading for evaluation, and their collation.
-
-Training: every annotated frame with at least one target is a key; its reference is drawn uniformly
-from the frames within ``scope`` of it. With ``oversample_thr`` keys are repeated by their class
-repeat factor (mmdet's ``ClassBalancedDataset``, TAO's recipe in spec 5). Evaluation: frames in
-video order, kept whole per rank by :class:`VideoSequenceSampler` so the tracker sees every video
-from its first frame.
+"""Training pairs (docs/method.md, "Pair sampling"): every annotated frame with at least one target
+is a key; its reference is drawn uniformly from the frames within ``scope`` of it. With
+``oversample_thr`` keys are repeated by their class repeat factor (mmdet's
+``ClassBalancedDataset``, TAO's recipe).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset
 
-from qdtrack_pl.data.batch import FrameBatch, FrameTargets, PairBatch
+from qdtrack_pl.data.batch import FrameTargets
 from qdtrack_pl.data.errors import ImageReadError
-from qdtrack_pl.data.transforms import AugmentParams, FrameTransform, load_image
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.index import FrameAnnotations, VideoIndex
+from qdtrack_pl.data.loading.transforms import AugmentParams, FrameTransform, load_image
 
 log = logging.getLogger(__name__)
 
+
 MIN_BOX_SIDE = 1.0  # spec §4.1: boxes narrower or shorter than one pixel are not targets
+
+
 SEED_HIGH = 2**62  # range of the per-item seed drawn from torch's (worker-seeded) generator
+
+
 MAX_REPLACEMENTS = 16  # consecutive pairs with unreadable images before a training item gives up
 
 
@@ -196,113 +196,3 @@ class PairDataset(Dataset[PairItem]):
             track_ids=torch.from_numpy(track_ids[keep].astype(np.int64)),
         )
         return out.image, targets
-
-
-class FrameItem(NamedTuple):
-    image: Tensor  # (3, H, W) float32 in [0, 1]
-    video_name: str
-    frame_index: int
-    scale_factor: float
-
-
-class SequenceDataset(Dataset[FrameItem]):
-    """Every frame of every video, video after video, frames in order (evaluation and tracking)."""
-
-    def __init__(self, index: VideoIndex, transform: FrameTransform) -> None:
-        self.index = index
-        self.transform = transform
-        self.frames: list[tuple[Video, Frame]] = [(v, f) for v in index.videos for f in v.frames]
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def video_lengths(self) -> list[int]:
-        return [len(v) for v in self.index.videos]
-
-    def __getitem__(self, item: int) -> FrameItem:
-        video, frame = self.frames[item]
-        try:
-            image = load_image(frame.image_path)
-        except ImageReadError as err:
-            raise ImageReadError(
-                f"{err} (video {video.name!r}, frame {frame.index}): tracking evaluation needs "
-                "every frame of a video; restore the file or remove the video from the split",
-                err.path,
-            ) from None
-        image, scale = self.transform.inference(image)
-        return FrameItem(image, video.name, frame.index, scale)
-
-
-class VideoSequenceSampler(DistributedSampler):
-    """Whole videos per rank, frames in order (spec §6 "test-time sampler").
-
-    Videos go to ranks greedily by frame count (longest first to the least loaded rank), and each
-    rank visits its videos in index order. Without ``torch.distributed`` it is a plain in-order
-    sampler. It subclasses ``DistributedSampler`` only so Lightning keeps it as it is instead of
-    wrapping it in a sampler that would cut videos across ranks.
-    """
-
-    def __init__(
-        self,
-        video_lengths: Sequence[int],
-        num_replicas: int | None = None,
-        rank: int | None = None,
-    ) -> None:
-        distributed = dist.is_available() and dist.is_initialized()
-        self.num_replicas = num_replicas or (dist.get_world_size() if distributed else 1)
-        self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
-        if not 0 <= self.rank < self.num_replicas:
-            raise ValueError(f"rank {self.rank} is outside 0..{self.num_replicas - 1}")
-        self.epoch, self.seed, self.shuffle, self.drop_last = 0, 0, False, False
-        offsets = np.concatenate([[0], np.cumsum(video_lengths)]).astype(int)
-        videos = _assign_videos(video_lengths, self.num_replicas)[self.rank]
-        self.indices = [i for v in videos for i in range(offsets[v], offsets[v + 1])]
-        self.num_samples = self.total_size = len(self.indices)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-def _assign_videos(video_lengths: Sequence[int], num_replicas: int) -> list[list[int]]:
-    loads = [0] * num_replicas
-    assigned: list[list[int]] = [[] for _ in range(num_replicas)]
-    for v in sorted(range(len(video_lengths)), key=lambda i: -video_lengths[i]):
-        rank = loads.index(min(loads))
-        assigned[rank].append(v)
-        loads[rank] += video_lengths[v]
-    return [sorted(videos) for videos in assigned]
-
-
-def pad_images(images: Sequence[Tensor], pad_divisor: int = 1) -> Tensor:
-    """Stack CHW images into (B, C, H, W), zero-padding right and bottom to the largest size,
-    rounded up to a multiple of ``pad_divisor`` (spec §4.4 ``SeqPad``)."""
-    height = max(im.shape[-2] for im in images)
-    width = max(im.shape[-1] for im in images)
-    height, width = (-(-s // pad_divisor) * pad_divisor for s in (height, width))
-    return torch.stack(
-        [F.pad(im, (0, width - im.shape[-1], 0, height - im.shape[-2])) for im in images]
-    )
-
-
-def collate_pairs(items: Sequence[PairItem], pad_divisor: int = 1) -> PairBatch:
-    """Pad keys and references to one common size so both stacks share a shape."""
-    padded = pad_images([im for it in items for im in (it.key_image, it.ref_image)], pad_divisor)
-    return PairBatch(
-        key_images=padded[0::2],
-        ref_images=padded[1::2],
-        key_targets=[it.key_targets for it in items],
-        ref_targets=[it.ref_targets for it in items],
-        skipped_images=tuple(path for it in items for path in it.skipped_images),
-    )
-
-
-def collate_frames(items: Sequence[FrameItem], pad_divisor: int = 1) -> FrameBatch:
-    return FrameBatch(
-        images=pad_images([it.image for it in items], pad_divisor),
-        video_names=[it.video_name for it in items],
-        frame_indices=[it.frame_index for it in items],
-        scale_factors=torch.tensor([it.scale_factor for it in items], dtype=torch.float32),
-    )

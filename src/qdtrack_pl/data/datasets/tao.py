@@ -13,12 +13,13 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
-from qdtrack_pl.data.coco_format import frame_annotations
-from qdtrack_pl.data.dataset_root import DatasetNotFoundError, require_path
-from qdtrack_pl.data.errors import DatasetFormatError, read_text
-from qdtrack_pl.data.json_fields import field, load_json
-from qdtrack_pl.data.video_index import Frame, Video, VideoIndex
+from qdtrack_pl.data.datamodule import NativeDataModule
+from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError, read_text, require_path
+from qdtrack_pl.data.formats.coco import frame_annotations
+from qdtrack_pl.data.formats.json_fields import field, load_json
+from qdtrack_pl.data.index import Frame, Video, VideoIndex
 
 log = logging.getLogger(__name__)
 
@@ -201,3 +202,33 @@ def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> Video
             "dropped_categories": dict(dropped),
         },
     )
+
+
+class TAODataModule(NativeDataModule):
+    """TAO (annotated frames only). ``vocabulary``: one LVIS name per line (QDTrack's 482
+    classes); None uses every unmerged category of the train json."""
+
+    evaluation_protocol = "tao"
+
+    def __init__(self, root: str | Path, *, vocabulary: str | Path | None = None, **kwargs: Any):
+        self.vocabulary = None if vocabulary is None else Path(vocabulary)
+        self._class_names: tuple[str, ...] | None = None
+        super().__init__(root, **kwargs)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        if self._class_names is None:
+            if self.vocabulary is not None:
+                self._class_names = tuple(read_vocabulary(self.vocabulary))
+            else:
+                train = load_json(tao_annotation_file(self.root, self.dataset_split("train")))
+                self._class_names = tuple(default_vocabulary(train["categories"]))
+        return self._class_names
+
+    def build_index(self, split: str) -> VideoIndex:
+        index = read_tao(self.root, self.dataset_split(split), vocabulary=self.vocabulary)
+        if index.class_names != self.class_names:
+            raise ValueError(
+                f"TAO {split}: its categories differ from the train json's; pass a vocabulary file"
+            )
+        return index

@@ -22,7 +22,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from qdtrack_pl.data.errors import DatasetFormatError, read_text
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video, VideoIndex
 
 GT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
 INTEGER_COLUMNS = frozenset({"frame", "id", "class"})

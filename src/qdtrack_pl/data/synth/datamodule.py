@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from qdtrack_pl.data.datamodule import VideoDataModule
-from qdtrack_pl.data.mot import read_mot_split, synth_class_rule
-from qdtrack_pl.data.synth import SynthConfig, ensure_synth_dataset
-from qdtrack_pl.data.video_index import VideoIndex
+from qdtrack_pl.data.formats.mot import read_mot_split, synth_class_rule
+from qdtrack_pl.data.index import VideoIndex
+from qdtrack_pl.data.synth.config import SynthConfig
+from qdtrack_pl.data.synth.generate import ensure_synth_dataset
 
 # The generator writes train and val; "test" re-reads val (there is nothing to hold out from).
 FOLDER_OF_SPLIT = {"train": "train", "val": "val", "test": "val"}

@@ -22,12 +22,14 @@ Segment json: ``{"segment": str, "fps": float, "cameras": [{"name": CAMERA, "wid
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from qdtrack_pl.data.dataset_root import DatasetNotFoundError, require_path
-from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.json_fields import field, load_json, number_list
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.datamodule import NativeDataModule
+from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError, require_path
+from qdtrack_pl.data.formats.json_fields import field, load_json, number_list
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video, VideoIndex
 
 DOWNLOAD_URL = "https://waymo.com/open/download/"
 CAMERAS: tuple[str, ...] = ("FRONT", "FRONT_LEFT", "FRONT_RIGHT", "SIDE_LEFT", "SIDE_RIGHT")
@@ -145,3 +147,20 @@ def read_waymo(root: Path, split: str, *, cameras: tuple[str, ...] = CAMERAS) ->
         name=f"waymo_{split}",
         metadata={"dropped_types": dict(dropped)},
     )
+
+
+class WaymoDataModule(NativeDataModule):
+    """Waymo Open in the converted layout; ``cameras`` picks which camera videos to use."""
+
+    def __init__(
+        self, root: str | Path, *, cameras: Sequence[str] = CAMERAS, **kwargs: Any
+    ) -> None:
+        self.cameras = tuple(cameras)
+        super().__init__(root, **kwargs)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_NAMES
+
+    def build_index(self, split: str) -> VideoIndex:
+        return read_waymo(self.root, self.dataset_split(split), cameras=self.cameras)

@@ -33,7 +33,7 @@ def derived_seed(*entropy: int) -> int:
 class EpochSampler(DistributedSampler):
     """Shuffled key indices, one permutation per epoch from ``(seed, epoch)``, sharded over ranks.
 
-    Yields ``(index, item_seed)``; :class:`~qdtrack_pl.data.pairs.PairDataset` draws the
+    Yields ``(index, item_seed)``; :class:`~qdtrack_pl.data.loading.pairs.PairDataset` draws the
     reference frame and the augmentation from ``item_seed``. Under ``torch.distributed`` each rank
     takes every ``num_replicas``-th item of the permutation (wrapped to equal length, as
     ``DistributedSampler`` does). It subclasses ``DistributedSampler`` only so Lightning keeps it

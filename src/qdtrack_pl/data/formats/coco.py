@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from qdtrack_pl.data.json_fields import field, xywh_box
-from qdtrack_pl.data.video_index import FrameAnnotations
+from qdtrack_pl.data.formats.json_fields import field, xywh_box
+from qdtrack_pl.data.index import FrameAnnotations
 
 
 def frame_annotations(

@@ -13,11 +13,13 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from qdtrack_pl.data.coco_format import frame_annotations
-from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.json_fields import field, load_json
-from qdtrack_pl.data.video_index import Frame, Video, VideoIndex
+from qdtrack_pl.data.datasets.tao import TAODataModule
+from qdtrack_pl.data.errors import DatasetFormatError, require_path
+from qdtrack_pl.data.formats.coco import frame_annotations
+from qdtrack_pl.data.formats.json_fields import field, load_json
+from qdtrack_pl.data.index import Frame, Video, VideoIndex
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +84,46 @@ def read_coco_static(
         name=name,
         metadata={"annotation_file": str(annotation_file), "dropped_categories": dict(dropped)},
     )
+
+
+LVIS_DOWNLOAD_URL = "https://www.lvisdataset.org/dataset (v0.5) + https://cocodataset.org/#download"
+
+
+class TAOPretrainDataModule(TAODataModule):
+    """TAO stage 1 (spec 5): train on LVIS v0.5 + COCO 2017 merged into one COCO-format json (the
+    TAO toolkit's ``merge_coco_with_lvis.py``) as static images in TAO's vocabulary; val and test
+    track TAO validation like :class:`TAODataModule`.
+
+    Args:
+        pretrain_json: the merged annotation json.
+        pretrain_images: folder the json's ``file_name`` entries are relative to.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        pretrain_json: str | Path,
+        pretrain_images: str | Path,
+        **kwargs: Any,
+    ) -> None:
+        self.pretrain_json = Path(pretrain_json)
+        self.pretrain_images = Path(pretrain_images)
+        super().__init__(root, **kwargs)
+
+    def build_index(self, split: str) -> VideoIndex:
+        if split != "train":
+            return super().build_index(split)
+        annotation_file = require_path(
+            self.pretrain_json,
+            dataset="LVIS v0.5 + COCO 2017",
+            what="the merged annotation json (TAO toolkit: merge_coco_with_lvis.py)",
+            download_url=LVIS_DOWNLOAD_URL,
+        )
+        image_dir = require_path(
+            self.pretrain_images,
+            dataset="LVIS v0.5 + COCO 2017",
+            what="the images folder (COCO 2017 train + val images)",
+            download_url=LVIS_DOWNLOAD_URL,
+        )
+        return read_coco_static(annotation_file, image_dir, self.class_names, "lvis_coco_train")

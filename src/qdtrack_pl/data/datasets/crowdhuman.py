@@ -14,10 +14,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from qdtrack_pl.data.dataset_root import require_path
-from qdtrack_pl.data.errors import DatasetFormatError, read_text
-from qdtrack_pl.data.json_fields import field, number_list, parse_json_line, xywh_box
-from qdtrack_pl.data.video_index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.datamodule import NativeDataModule
+from qdtrack_pl.data.errors import DatasetFormatError, read_text, require_path
+from qdtrack_pl.data.formats.json_fields import field, number_list, parse_json_line, xywh_box
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video, VideoIndex
 
 DOWNLOAD_URL = "https://www.crowdhuman.org/download.html"
 CLASS_NAMES: tuple[str, ...] = ("pedestrian",)
@@ -110,3 +110,17 @@ def read_crowdhuman(root: Path, split: str) -> VideoIndex:
             )
         )
     return VideoIndex(videos=tuple(videos), class_names=CLASS_NAMES, name=f"crowdhuman_{split}")
+
+
+PEDESTRIAN: tuple[str, ...] = ("pedestrian",)
+
+
+class CrowdHumanDataModule(NativeDataModule):
+    """CrowdHuman static images (train / val); "test" re-reads val."""
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return PEDESTRIAN
+
+    def build_index(self, split: str) -> VideoIndex:
+        return read_crowdhuman(self.root, self.dataset_split(split))
