@@ -1,7 +1,7 @@
 """QDTrack's tracker written the obvious way, as a reference for ``qdtrack_pl.tracking.QDTracker``.
 
-Same algorithm (reference spec 3.2), structured like the original ``QuasiDenseEmbedTracker``: a dict
-of tracklets, a list of backdrop entries, and Python loops over detections and tracklets. Tests
+Same algorithm (docs/method.md §3.2), structured like the original ``QuasiDenseEmbedTracker``: a
+dict of tracklets, a list of backdrop entries, and Python loops over detections and tracklets. Tests
 assert that ``QDTracker`` gives identical outputs; the benchmark measures the speed-up.
 Deliberately independent of ``qdtrack_pl.ops`` (only ``TrackerOutput`` is shared, for the
 interface); the arithmetic (IoU, softmaxes, momentum) is written with the same operations so results

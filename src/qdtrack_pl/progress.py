@@ -20,13 +20,17 @@ from rich.progress import (
 )
 
 
+def _no_progress(steps: int = 1) -> None:
+    """``advance`` of a disabled bar."""
+
+
 @contextmanager
 def progress_bar(
     total: int, description: str, enabled: bool = True, transient: bool = True
 ) -> Iterator[Callable[[int], None]]:
     """``with progress_bar(n, "scoring") as advance: ... advance(1)``; a no-op when disabled."""
     if not enabled or total <= 0 or _jupyter_without_widgets():
-        yield lambda steps=1: None
+        yield _no_progress
         return
     progress = Progress(
         TextColumn("{task.description}"),
@@ -40,11 +44,15 @@ def progress_bar(
     try:
         progress.start()
     except LiveError:  # rich < 14 with another live display (Lightning's bar) running
-        yield lambda steps=1: None
+        yield _no_progress
         return
     try:
         task = progress.add_task(description, total=total)
-        yield lambda steps=1: progress.advance(task, steps)
+
+        def advance(steps: int = 1) -> None:
+            progress.advance(task, steps)
+
+        yield advance
     finally:
         progress.stop()
 

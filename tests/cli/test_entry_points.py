@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 SMALL_DATA = (
     "data.synth.num_train_sequences=2",
     "data.synth.num_val_sequences=1",
+    "data.synth.num_test_sequences=1",
     "data.synth.frames_range=[12,14]",
     "data.synth.objects_range=[3,4]",
     "data.num_workers=0",
@@ -91,8 +92,9 @@ def test_track_writes_mot_results_and_video_for_an_image_folder(
         ],
     )
     txt = run_tracking(cfg)
-    assert txt == out / "img1.txt" and txt.is_file()
-    assert (out / "img1.mp4").stat().st_size > 0
+    sequence = frames.parent.name  # outputs are named after the sequence, not img1
+    assert txt == out / f"{sequence}.txt" and txt.is_file()
+    assert (out / f"{sequence}.mp4").stat().st_size > 0
 
 
 def test_paper_r50_config_executes_one_training_step(compose_config, tmp_path: Path) -> None:

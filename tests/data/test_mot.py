@@ -88,7 +88,13 @@ def test_write_then_read_is_exact_for_float32_boxes_and_empty_frames(tmp_path: P
 
 
 def test_generated_synth_gt_round_trips_byte_for_byte(tmp_path: Path) -> None:
-    cfg = SynthConfig(num_train_sequences=2, num_val_sequences=1, frames_range=(12, 16), seed=3)
+    cfg = SynthConfig(
+        num_train_sequences=2,
+        num_val_sequences=1,
+        num_test_sequences=1,
+        frames_range=(12, 16),
+        seed=3,
+    )
     split_dir = ensure_synth_dataset(tmp_path / "cache", cfg, show_progress=False) / "train"
     index = read_mot_split(split_dir, synth_class_rule(len(cfg.classes)), cfg.classes)
     assert [v.name for v in index.videos] == ["synth-train-00", "synth-train-01"]

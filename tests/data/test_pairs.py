@@ -1,4 +1,4 @@
-"""Pair sampling (spec §4.3), whole-video evaluation loading and the collate functions."""
+"""Pair sampling (docs/method.md §4.3), whole-video evaluation loading and the collate functions."""
 
 from __future__ import annotations
 

@@ -130,3 +130,59 @@ def test_invalid_json_names_the_line(root: Path) -> None:
 def test_missing_root_names_path_and_download_page(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match=r"labels/box_track_20/val.*doc.bdd100k.com"):
         read_bdd100k_tracking(tmp_path / "nowhere", "val")
+
+
+def _annotation_arrays(index) -> list[tuple[list, ...]]:
+    return [
+        (
+            f.annotations.track_ids.tolist(),
+            f.annotations.class_ids.tolist(),
+            f.annotations.ignore.tolist(),
+            f.annotations.boxes.tolist(),
+        )
+        for v in index.videos
+        for f in v.frames
+    ]
+
+
+def test_box_track_name_mapping_renames_older_categories(root: Path, tmp_path: Path) -> None:
+    """The official box_track config's [name_mapping]: person -> pedestrian, bike -> bicycle,
+    motor -> motorcycle, van / caravan -> car. A file using the old names reads exactly like the
+    one using the 8 class names."""
+    expected = _annotation_arrays(read_bdd100k_tracking(root, "val"))
+    renamed = make_bdd100k(tmp_path / "renamed")
+    label_dir = renamed / "labels" / "box_track_20" / "val"
+    old_names = {"pedestrian": "person", "bicycle": "bike", "motorcycle": "motor"}
+
+    def rename(frames: list[dict]) -> None:
+        for frame in frames:
+            for label in frame["labels"]:
+                label["category"] = old_names.get(label["category"], label["category"])
+                if label["category"] == "car":  # track "1": van in early frames, caravan later
+                    label["category"] = "van" if frame["frameIndex"] < 2 else "caravan"
+
+    for video in (VIDEO_A, VIDEO_B):
+        _rewrite(label_dir / f"{video}.json", rename)
+    text = (label_dir / f"{VIDEO_A}.json").read_text()
+    assert '"person"' in text and '"caravan"' in text and '"pedestrian"' not in text
+    assert _annotation_arrays(read_bdd100k_tracking(renamed, "val")) == expected
+
+
+def test_integer_and_mixed_label_ids_are_the_same_tracks(root: Path, tmp_path: Path) -> None:
+    """Ids may be strings, integers or both; each is read as its string, so 5 and "5" are one
+    track (documented in docs/datasets.md)."""
+    expected = _annotation_arrays(read_bdd100k_tracking(root, "val"))
+    mixed = make_bdd100k(tmp_path / "mixed")
+    path = mixed / "labels" / "box_track_20" / "val" / f"{VIDEO_A}.json"
+
+    def to_int(frames: list[dict]) -> None:
+        for frame in frames:  # ints in frames 0-1, strings in 2-3
+            for label in frame["labels"]:
+                if frame["frameIndex"] < 2:
+                    label["id"] = int(label["id"])
+
+    _rewrite(path, to_int)
+    assert _annotation_arrays(read_bdd100k_tracking(mixed, "val")) == expected
+    video = read_bdd100k_tracking(mixed, "val").video(VIDEO_A)
+    # car "1" / 1, pedestrian "2" / 2, other vehicle, rider: dense ids 0..3 in first-seen order
+    assert video.frames[0].annotations.track_ids.tolist() == [0, 1, 2, 3]

@@ -69,3 +69,20 @@ def test_missing_image_and_missing_root(root: Path, tmp_path: Path) -> None:
         read_crowdhuman(root, "val")
     with pytest.raises(DatasetNotFoundError, match=r"annotation_train.odgt.*crowdhuman.org"):
         read_crowdhuman(tmp_path / "none", "train")
+
+
+def test_two_records_of_one_image_are_an_error_not_a_collision(root: Path) -> None:
+    path = root / "annotation_val.odgt"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[0]]) + "\n")  # line 4 repeats line 1's ID
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"annotation_val.odgt: line 4: field 'ID': '273271,c9db000d5146c15' is a second "
+        r"record of the image of line 1",
+    ):
+        read_crowdhuman(root, "val")
+    # "a,b" and "a_b" are different images but the same video name: also refused
+    second = lines[0].replace("273271,c9db000d5146c15", "273271_c9db000d5146c15")
+    path.write_text("\n".join([*lines, second]) + "\n")
+    with pytest.raises(DatasetFormatError, match=r"line 4: field 'ID'.*video name"):
+        read_crowdhuman(root, "val")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -18,15 +19,20 @@ from fixtures.waymo import make_waymo_converted
 from qdtrack_pl.data.datamodule import VideoDataModule, merge_indices
 from qdtrack_pl.data.datasets.tao import annotated_category_names, write_vocabulary
 from qdtrack_pl.data.errors import DatasetNotFoundError
+from qdtrack_pl.data.loading.pairs import PairDataset
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
 
 
 def datamodule(name: str, data_dir: Path, **overrides: object) -> VideoDataModule:
-    """``conf/data/<name>.yaml`` resolved with ``paths.data_dir`` = ``data_dir``, then built."""
+    """``conf/data/<name>.yaml`` resolved with ``paths.data_dir`` = ``data_dir``, then built
+    (its Hydra defaults list, e.g. tao.yaml's headline metric, is not part of the module's
+    arguments)."""
+    data = OmegaConf.load(CONF / f"{name}.yaml")
+    data.pop("defaults", None)
     cfg = OmegaConf.create(
         {
-            "data": OmegaConf.load(CONF / f"{name}.yaml"),
+            "data": data,
             "seed": 0,
             "paths": {"data_dir": str(data_dir)},
         }
@@ -57,6 +63,25 @@ def test_crowdhuman(tmp_path: Path) -> None:
     make_crowdhuman(tmp_path / "CrowdHuman", "val")
     dm = datamodule("crowdhuman", tmp_path)
     assert len(dm.eval_index("val")) == 3
+
+
+def test_crowdhuman_scope_0_trains_every_image_as_its_own_reference(tmp_path: Path) -> None:
+    """conf/data/crowdhuman.yaml has scope: 0 (static images): the training loader builds and
+    every pair is an image with itself; a negative scope is still refused."""
+    make_crowdhuman(tmp_path / "CrowdHuman", "train")
+    dm = datamodule("crowdhuman", tmp_path, image_size=[64, 48], photometric=None)
+    assert dm.scope == 0
+    dataset = dm.train_dataloader().dataset
+    # image 1 has 2 targets, image 2 one (its other person is an ignore region), image 3 none
+    assert len(dataset) == 2
+    for item in range(len(dataset)):
+        _, key, ref = dataset.sample_ref(item, np.random.default_rng(item))
+        assert key == ref == 0
+        pair = dataset[(item, 7)]
+        assert pair.key_image is pair.ref_image
+        assert pair.key_targets.track_ids.tolist() == pair.ref_targets.track_ids.tolist()
+    with pytest.raises(ValueError, match="scope must be >= 0 frames"):
+        PairDataset(dm.index("train"), dm.train_transform, scope=-1)
 
 
 def test_bdd100k_training_adds_det_images(tmp_path: Path) -> None:

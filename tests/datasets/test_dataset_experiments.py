@@ -1,4 +1,5 @@
-"""conf/experiment/<dataset>.yaml compose with the train config and carry the spec's schedule."""
+"""conf/experiment/<dataset>.yaml compose with the train config and carry the schedules of
+docs/method.md §5."""
 
 from __future__ import annotations
 

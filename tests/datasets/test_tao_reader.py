@@ -78,3 +78,49 @@ def test_malformed_bbox_names_file_record_and_field(root: Path) -> None:
 def test_missing_annotations_name_path_and_download_page(tmp_path: Path) -> None:
     with pytest.raises(DatasetNotFoundError, match=r"annotations/train.json.*taodataset.org"):
         read_tao(tmp_path, "train")
+
+
+def _edit(root: Path, edit) -> None:
+    path = root / "annotations" / "validation.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_annotation_of_an_unknown_image_is_an_error_not_dropped(root: Path) -> None:
+    _edit(root, lambda d: d["annotations"][6].update(image_id=999))
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"validation.json: annotations\[6\]: field 'image_id': 999 is not the id of any",
+    ):
+        read_tao(root, "val")
+
+
+def test_image_of_an_unknown_video_is_an_error_not_dropped(root: Path) -> None:
+    _edit(root, lambda d: d["images"][3].update(video_id=77))
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"validation.json: images\[3\]: field 'video_id': 77 is not the id of any",
+    ):
+        read_tao(root, "val")
+
+
+def test_two_images_at_one_frame_index_are_an_error_not_two_frames(root: Path) -> None:
+    # images[1] is image 200 (video 10, frame_index 0); give image 201 (images[2]) frame_index 0
+    _edit(root, lambda d: d["images"][2].update(frame_index=0))
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"images\[2\]: field 'frame_index': video 10 already has an image at frame_index 0 "
+        r"\(images\[1\]\)",
+    ):
+        read_tao(root, "val")
+
+
+def test_one_track_twice_on_an_image_is_an_error(root: Path) -> None:
+    _edit(root, lambda d: d["annotations"][3].update(track_id=100))  # image 200 has track 100
+    with pytest.raises(
+        DatasetFormatError,
+        match=r"annotations\[3\]: field 'track_id': identity 100 appears twice in image 200 "
+        r"\(first in annotations\[0\]\)",
+    ):
+        read_tao(root, "val")

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from qdtrack_pl.data.batch import FrameTargets, PairBatch
 from qdtrack_pl.lit.module import QDTrackModule
+from qdtrack_pl.models import qdtrack as qdtrack_module
 from qdtrack_pl.models.qdtrack import LOSS_KEYS, Detections, QDTrackModel
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
@@ -170,6 +171,42 @@ def test_one_backbone_call_and_reference_proposals_use_test_settings(
     assert all(7 < n <= 60 for n in seen[:2]) and seen[2:] == [7, 7]
 
 
+def test_sparse_mode_embeds_only_gt_boxes_with_one_positive_each() -> None:
+    """``sampler.mode=sparse``: the embedding head sees exactly the key and reference GT boxes,
+    and every key object has one positive (its own identity in the reference frame)."""
+    torch.manual_seed(0)
+    model = build_module("qdtrack_small", **{"model.sampler.mode": "sparse"}).model
+    seen: list[torch.Tensor] = []
+    head = model.embed_head.forward
+
+    def recording_head(features, rois, image_sizes):  # type: ignore[no-untyped-def]
+        seen.extend(r.clone() for r in rois)
+        return head(features, rois, image_sizes)
+
+    targets: list[torch.Tensor] = []
+    track_targets = qdtrack_module.track_targets
+
+    def recording_targets(key_ids, ref_ids, ref_is_positive):  # type: ignore[no-untyped-def]
+        targets.append(track_targets(key_ids, ref_ids, ref_is_positive))
+        return targets[-1]
+
+    scene = rectangle_scene(batch_size=2)
+    model.embed_head.forward = recording_head  # type: ignore[method-assign]
+    qdtrack_module.track_targets = recording_targets  # type: ignore[assignment]
+    try:
+        losses = model.train().forward_train(scene)
+    finally:
+        qdtrack_module.track_targets = track_targets
+    gt = [t.boxes for t in scene.key_targets] + [t.boxes for t in scene.ref_targets]
+    assert len(seen) == len(gt)
+    for rois, boxes in zip(seen, gt, strict=True):
+        torch.testing.assert_close(rois, boxes)
+    assert [tuple(t.shape) for t in targets] == [(3, 3), (3, 3)]
+    for pair in targets:
+        torch.testing.assert_close(pair, torch.eye(3))  # one positive per key object
+    assert torch.isfinite(losses["loss_embed"]) and losses["loss_embed"] > 0
+
+
 def test_frames_without_boxes(small_model: QDTrackModel) -> None:
     scene = rectangle_scene(batch_size=3)
     key_targets = [scene.key_targets[0], _empty_targets(), scene.key_targets[2]]
@@ -263,6 +300,7 @@ def test_cpu_default_losses_fall_on_synth_frames(compose_config, tmp_path: Path)
             "data.batch_size=2",
             "data.synth.num_train_sequences=2",
             "data.synth.num_val_sequences=1",
+            "data.synth.num_test_sequences=1",
             "data.synth.frames_range=[24,30]",
             "model.warmup_iters=10",
         ],

@@ -1,4 +1,4 @@
-"""Embedding losses against values written out by hand from the formulas of spec §2."""
+"""Embedding losses against values written out by hand from the formulas of docs/method.md §2."""
 
 from __future__ import annotations
 

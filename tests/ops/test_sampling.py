@@ -173,3 +173,18 @@ def test_sampler_iou_balanced_option_and_validation() -> None:
         EmbeddingRoISampler(negative_sampler="ohem")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="neg_iou_thr"):
         EmbeddingRoISampler(pos_iou_thr=0.3, neg_iou_thr=0.5)
+
+
+def test_sparse_mode_samples_the_gt_boxes_only() -> None:
+    """The sparse baseline: every GT box once, as the positive of its own GT; no proposal and no
+    negative survives, however many proposals overlap the GT."""
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 40.0, 30.0]])
+    proposals = torch.cat([_boxes_with_iou(0.9, 50), _far_boxes(200)])
+    sample = EmbeddingRoISampler(mode="sparse")(proposals, gt, torch.Generator().manual_seed(0))
+    assert torch.equal(sample.pos_boxes, gt)
+    assert sample.pos_gt_indices.tolist() == [0, 1]
+    assert sample.neg_boxes.shape == (0, 4)
+    assert sample.is_positive.tolist() == [True, True]
+    assert EmbeddingRoISampler(mode="sparse")(proposals, torch.zeros(0, 4)).boxes.shape == (0, 4)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        EmbeddingRoISampler(mode="dense")  # type: ignore[arg-type]

@@ -178,7 +178,7 @@ def test_zero_size_and_outside_boxes_are_kept_for_evaluation_but_never_trained_o
         "1,1,4,4,20,20,1,1,1\n"  # a normal target
         "1,2,30,30,0,10,1,1,1\n"  # zero width: not a target
         "1,3,100,10,10,10,1,1,1\n"  # entirely right of the 64 px image: not a target
-        "1,4,-8,-8,20,20,1,1,1\n"  # partly outside: a target, its box kept unclipped (spec 4.4)
+        "1,4,-8,-8,20,20,1,1,1\n"  # partly outside: target, box unclipped (docs/method.md §4.4)
         "2,1,5,4,20,20,1,1,1\n"
         "2,4,-7,-8,20,20,1,1,1\n"
     )

@@ -1,4 +1,4 @@
-"""QDTracker on scripted scenes with known identities (reference spec 3.2, pitfalls P2 and P8)."""
+"""QDTracker on scripted scenes with known identities (docs/method.md §3.2, §8.2, §8.8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TaoTracker (reference spec 3.3): same-class distractor NMS, input order, score smoothing."""
+"""TaoTracker (docs/method.md §3.3): same-class distractor NMS, input order, score smoothing."""
 
 from __future__ import annotations
 

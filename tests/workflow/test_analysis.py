@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from qdtrack_pl.analysis import (
     IdSwitch,
     embed_boxes,
+    frame_matches,
     gt_timelines,
     id_switches,
     identity_margin,
@@ -20,8 +21,9 @@ from qdtrack_pl.analysis import (
     similarity,
     track_timelines,
 )
-from qdtrack_pl.data.index import Frame, FrameAnnotations, Video
+from qdtrack_pl.data.index import Frame, FrameAnnotations, Video, VideoIndex
 from qdtrack_pl.eval.mot_results import TrackResults
+from qdtrack_pl.eval.trackeval_adapter import evaluate_tracking
 
 
 def _video(num_frames: int = 5) -> Video:
@@ -56,6 +58,64 @@ def test_id_switches_are_found_where_a_ground_truth_changes_track() -> None:
     results = _results([[10, 20], [10, 20], [10, -1], [30, 20], [30, 20]], video)
     assert id_switches(video, results) == [IdSwitch(3, 1, 10, 30)]
     assert id_switches(video, _results([[10, 20]] * 5, video)) == []
+
+
+def _noisy_scene(seed: int) -> tuple[Video, TrackResults]:
+    """Random ground truth (some rows ignore regions, some frames unannotated or empty) and
+    noisy tracks that swap, drop and duplicate identities."""
+    rng = np.random.default_rng(seed)
+    frames, rows = [], []
+    for t in range(30):
+        n = int(rng.integers(0, 6))
+        xy = rng.uniform(0, 200, (n, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(10, 40, (n, 2))], axis=1)
+        ids = rng.choice(8, size=n, replace=False)
+        ignore = rng.random(n) < 0.2
+        ann = FrameAnnotations.from_rows(boxes, ids, np.zeros(n, np.int64), ignore=ignore)
+        frames.append(Frame(t, Path(f"{t:06d}.jpg"), ann, t + 1, annotated=rng.random() > 0.1))
+        for box, gt_id in zip(boxes, ids, strict=True):
+            if rng.random() < 0.15:
+                continue  # missed
+            track = int(gt_id) + 10 * int(rng.random() < 0.2)  # now and then another track
+            rows.append((t, track, box + rng.normal(0, 3, 4)))
+        if rng.random() < 0.3:  # a false positive
+            rows.append((t, 99, np.array([300.0, 300, 320, 330])))
+    unique = {}
+    for t, track, box in rows:
+        unique[(t, track)] = box  # one row per (frame, track)
+    keys = sorted(unique)
+    results = TrackResults(
+        frame_indices=np.array([k[0] for k in keys]),
+        track_ids=np.array([k[1] for k in keys]),
+        boxes=np.array([unique[k] for k in keys], np.float32),
+        scores=np.ones(len(keys), np.float32),
+        class_ids=np.zeros(len(keys), np.int64),
+    )
+    return Video("noisy", tuple(frames), 400, 400), results
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_id_switches_are_trackevals_idsw(seed: int) -> None:
+    """Same matching as TrackEval's CLEAR on the data it scores (distractors removed, annotated
+    frames only, the bonus only for the previous timestep), so the counts agree exactly."""
+    video, results = _noisy_scene(seed)
+    scores = evaluate_tracking(VideoIndex((video,), ("object",)), {"noisy": results})
+    per_sequence = scores.per_sequence["noisy"]
+    matches = frame_matches(video, results)
+    assert len(id_switches(video, results)) == per_sequence["IDSW"]
+    assert sum(len(m) for m in matches) == per_sequence["TP"]
+    unannotated = [f.index for f in video.frames if not f.annotated]
+    assert all(matches[i] == {} for i in unannotated)
+
+
+def test_tracks_on_ignore_regions_are_not_matched() -> None:
+    boxes = [[10, 10, 30, 30], [60, 10, 80, 30]]
+    ann = FrameAnnotations.from_rows(boxes, [1, 2], [0, 0], ignore=[False, True])
+    video = Video("v", (Frame(0, Path("0.jpg"), ann, 1),), 100, 50)
+    results = TrackResults(
+        np.array([0, 0]), np.array([5, 6]), np.array(boxes, np.float32), np.ones(2), np.zeros(2)
+    )
+    assert frame_matches(video, results) == [{1: 5}]
 
 
 def test_timelines_and_segments() -> None:
@@ -118,7 +178,7 @@ def test_timeline_plot_marks_identity_switches() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from qdtrack_pl.vis.plots import plot_similarity, plot_timelines
+    from qdtrack_pl.analysis.plots import plot_similarity, plot_timelines
 
     video = _video()
     results = _results([[10, 20], [10, 20], [10, -1], [30, 20], [30, 20]], video)

@@ -42,6 +42,7 @@ TOP_LEVEL: dict[str, Any] = {
     "evaluate": bool,
     "eval_split": Literal["val", "test"],
     "ckpt_path": Union[str, None],  # noqa: UP007
+    "results": Union[str, None],  # noqa: UP007
     "init_from": Union[str, None],  # noqa: UP007
     "seed": Union[int, None],  # noqa: UP007
     "optimized_metric": Union[str, None],  # noqa: UP007
@@ -96,7 +97,7 @@ def _walk(node: Any, path: str, errors: list[str]) -> None:
             if key not in HYDRA_KEYS and not OmegaConf.is_missing(node, key):
                 child = node._get_node(key)
                 if isinstance(child, DictConfig | ListConfig) and not child._is_none():
-                    _walk(child, f"{path}.{key}", errors)
+                    _walk(child, f"{path}.{key!s}", errors)
     elif isinstance(node, ListConfig):
         for i, child in enumerate(node):
             _walk(child, f"{path}[{i}]", errors)
@@ -116,7 +117,7 @@ def _check_target(node: DictConfig, path: str, errors: list[str]) -> None:
     for key in node:
         if key in HYDRA_KEYS:
             continue
-        full = f"{path}.{key}"
+        full = f"{path}.{key!s}"
         if key not in known:
             if not open_kwargs:
                 names = ", ".join(sorted(known))

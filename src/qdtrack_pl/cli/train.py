@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import hydra
@@ -11,25 +12,27 @@ from pytorch_lightning import LightningModule
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from qdtrack_pl.cli.config_check import validate_config
+from qdtrack_pl.cli.run import METRICS_FILE, build_trainer, save_metrics
 from qdtrack_pl.cli.utils import (
     apply_extras,
-    config_dir,
-    instantiate_list,
+    config_path,
     log,
     metric_value,
     seed_everything,
     task_wrapper,
     to_floats,
-    write_json_atomic,
 )
+from qdtrack_pl.eval.compare import side_by_side
 from qdtrack_pl.lit.checkpointing import load_weights, resolve_ckpt_path
 from qdtrack_pl.lit.evaluation import run_evaluation
 
 
 def build_module(cfg: DictConfig) -> LightningModule:
     """The configured module, initialised from ``init_from`` when set: weights only, so the
-    optimizer, schedule and epochs start fresh (``ckpt_path`` resumes all of them instead)."""
+    optimizer, schedule and epochs start fresh (``ckpt_path`` resumes all of them instead).
+    Its checkpoints carry the resolved ``model`` config (``qdtrack-track`` rebuilds it)."""
     module = instantiate(cfg.model)
+    module.remember_config(OmegaConf.to_container(cfg.model, resolve=True))
     if cfg.get("init_from"):
         log.info("initialising the model from %s", cfg.init_from)
         load_weights(module, cfg.init_from)
@@ -39,16 +42,16 @@ def build_module(cfg: DictConfig) -> LightningModule:
 @task_wrapper
 def run_training(cfg: DictConfig) -> dict[str, float]:
     """Train (unless ``train=false``), evaluate with the best checkpoint, return all metrics."""
+    finished = Path(cfg.paths.output_dir) / METRICS_FILE
+    if cfg.get("skip_if_finished") and finished.is_file():
+        log.info("%s exists: this job already finished, skipping it", finished)
+        return {k: float(v) for k, v in json.loads(finished.read_text()).items()}
     validate_config(cfg)  # wrong keys/types fail here, in a second, naming the key
     apply_extras(cfg)
     seed_everything(cfg)
     datamodule = instantiate(cfg.data)
     module = build_module(cfg)
-    callbacks = instantiate_list(cfg.get("callbacks"), "callbacks")
-    loggers = instantiate_list(cfg.get("logger"), "logger")
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer = build_trainer(cfg)
 
     metrics: dict[str, float] = {}
     if cfg.get("train", True):
@@ -68,16 +71,22 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
             raise
         metrics.update(to_floats(trainer.callback_metrics))
     if cfg.get("evaluate", True):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")  # ModelCheckpoint
         log.info("evaluating %s on the %s split", best or "the final weights", cfg.eval_split)
         metrics.update(run_evaluation(trainer, module, datamodule, cfg.eval_split, best or None))
-
-    if trainer.is_global_zero:  # DDP: every rank holds the same (broadcast) metrics
-        write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+    for stage in ("val", "test"):
+        if table := side_by_side(metrics, stage):
+            log.info(
+                "%s: %s tracker against its baselines on the same detections:\n%s",
+                stage,
+                "the configured",
+                table,
+            )
+    save_metrics(trainer, cfg, metrics)
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+@hydra.main(version_base="1.3", config_path=config_path(), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     metrics = run_training(cfg)
     return metric_value(metrics, cfg.get("optimized_metric"))

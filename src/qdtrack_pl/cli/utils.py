@@ -19,17 +19,41 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("qdtrack_pl")
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "conf"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../qdtrack_pl
+CONFIG_MODULE = "qdtrack_pl.conf"  # a wheel ships conf/ here (setup.py copies it at build time)
+PACKAGED_CONFIG_DIR = PACKAGE_DIR / "conf"
+CHECKOUT_ROOT = PACKAGE_DIR.parents[1]  # the clone, when installed editable from src/
+CHECKOUT_CONFIG_DIR = CHECKOUT_ROOT / "conf"
+MAIN_CONFIG = "train.yaml"
+
+
+def checkout_root() -> Path | None:
+    """The git clone the package runs from (an editable install), or None (an installed wheel)."""
+    is_clone = (CHECKOUT_ROOT / "pyproject.toml").is_file()
+    return CHECKOUT_ROOT if is_clone and (CHECKOUT_CONFIG_DIR / MAIN_CONFIG).is_file() else None
 
 
 def config_dir() -> str:
-    """The repository's ``conf/`` folder (the package is installed editable from its clone)."""
-    if not CONFIG_DIR.is_dir():
-        raise FileNotFoundError(
-            f"config folder {CONFIG_DIR} not found: install qdtrack-pl from its git clone with "
-            "`pip install -e .` (or `make install`), or pass --config-dir to your own conf/"
-        )
-    return str(CONFIG_DIR)
+    """The folder of the configs: the clone's top-level ``conf/`` (editable install, the one
+    source of truth) or the copy an installed wheel ships as ``qdtrack_pl/conf``."""
+    if checkout_root() is not None:
+        return str(CHECKOUT_CONFIG_DIR)
+    if (PACKAGED_CONFIG_DIR / MAIN_CONFIG).is_file():
+        return str(PACKAGED_CONFIG_DIR)
+    raise FileNotFoundError(
+        f"no configs found: neither {CHECKOUT_CONFIG_DIR} (a clone installed with `pip install -e "
+        f".`) nor {PACKAGED_CONFIG_DIR} (a wheel); reinstall qdtrack-pl, or pass --config-dir "
+        "to a folder of your own configs"
+    )
+
+
+def config_path() -> str:
+    """The ``config_path`` of the entry points' ``@hydra.main``: the clone's ``conf/`` folder in
+    an editable install, Hydra's package search path ``pkg://qdtrack_pl.conf`` in an installed
+    wheel. ``--config-dir <folder>`` adds a folder of the user's own configs on top of either."""
+    if checkout_root() is None and (PACKAGED_CONFIG_DIR / MAIN_CONFIG).is_file():
+        return f"pkg://{CONFIG_MODULE}"
+    return config_dir()
 
 
 def instantiate_list(cfg: DictConfig | None, kind: str) -> list[Any]:
@@ -66,7 +90,7 @@ def print_config_tree(cfg: DictConfig) -> None:
         text = (
             OmegaConf.to_yaml(value, resolve=False) if isinstance(value, DictConfig) else str(value)
         )
-        tree.add(f"[bold]{key}[/bold]").add(text)
+        tree.add(f"[bold]{key!s}[/bold]").add(text)
     rich_print(tree)
 
 

@@ -44,17 +44,19 @@ class VideoDataModule(pl.LightningDataModule, ABC):
         num_workers: DataLoader worker processes (0 = load in the main process).
         pin_memory: pin batches for faster host-to-GPU copies.
         persistent_workers: keep workers alive between epochs (only when ``num_workers > 0``).
-        scope: reference frames are drawn within +-scope frames of the key (spec §4.3).
+        scope: reference frames are drawn within +-scope frames of the key (docs/method.md §4.3);
+            0 pairs every key with itself (static images), as static videos always are.
         skip_nomatch: draw references only among frames sharing an identity with the key.
         oversample_thr: class-balanced key sampling (repeat factor ``sqrt(thr / class frequency)``,
-            spec 5, TAO: 1e-3); None draws every key once per epoch.
+            docs/method.md §4.7, TAO: 1e-3); None draws every key once per epoch.
         image_size: keep-ratio resize bounds (long side, short side), training and inference.
         scale_range: training resize jitter, multiplies the keep-ratio factor; (1, 1) = off.
         flip_prob: training horizontal-flip probability (shared by key and reference).
         photometric: ``PhotometricJitter`` arguments for training, or None for no colour jitter.
-        crop_size: training random crop (width, height) after the resize, or None (spec 4.4).
-        independent_crop: key and reference draw their crops separately (MOT17, spec 4.4).
-        pad_divisor: batches are zero-padded to a multiple of this (spec §4.4 ``SeqPad``).
+        crop_size: training random crop (width, height) after the resize, or None
+            (docs/method.md §4.4).
+        independent_crop: key and reference draw their crops separately (MOT17, §4.4).
+        pad_divisor: batches are zero-padded to a multiple of this (§4.4 ``SeqPad``).
         seed: seeds the training shuffle and, through it, every worker's random stream.
     """
 

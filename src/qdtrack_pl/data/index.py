@@ -2,13 +2,15 @@
 
 Readers (MOTChallenge, BDD100K, TAO, CrowdHuman, Waymo) produce a :class:`VideoIndex`; the pair
 sampler, the sequence loader and the evaluation all consume it. Boxes are ``xyxy`` absolute pixels
-and frame indices are 0-based and contiguous per video (pitfall P9 of the reference spec).
+and frame indices are 0-based and contiguous per video (docs/method.md §8.9).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,13 +49,14 @@ class FrameAnnotations:
     @classmethod
     def from_rows(
         cls,
-        boxes: list | np.ndarray,
-        track_ids: list | np.ndarray,
-        class_ids: list | np.ndarray,
-        visibility: list | np.ndarray | None = None,
-        ignore: list | np.ndarray | None = None,
+        boxes: Sequence[Any] | np.ndarray,
+        track_ids: Sequence[Any] | np.ndarray,
+        class_ids: Sequence[Any] | np.ndarray,
+        visibility: Sequence[Any] | np.ndarray | None = None,
+        ignore: Sequence[Any] | np.ndarray | None = None,
     ) -> FrameAnnotations:
-        """Build from Python lists or arrays, filling visibility=1 and ignore=False by default."""
+        """Build from Python sequences (lists, tuples, ranges) or arrays, filling visibility=1 and
+        ignore=False by default."""
         n = len(track_ids)
         return cls(
             boxes=np.asarray(boxes, np.float32).reshape(n, 4),

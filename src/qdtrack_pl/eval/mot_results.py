@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from torch import Tensor
 
 from qdtrack_pl.data.index import Video
+from qdtrack_pl.tracking.base import TrackerOutput
 
 BOX_DECIMALS = 2  # MOTChallenge convention: hundredths of a pixel
 SCORE_DECIMALS = 4
@@ -77,6 +79,42 @@ class TrackResults(NamedTuple):
                 f"{name}: class_ids must be >= 0 or {UNKNOWN_CLASS}, got {out.class_ids.min()}"
             )
         return out
+
+
+class TrackResultsBuilder:
+    """One video's track rows, appended frame by frame in order: what every caller of a tracker
+    (the evaluation callback, ``qdtrack-track``, the ablation) collects."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[np.ndarray, ...]] = []
+        self.last_frame = -1
+
+    def add(
+        self,
+        frame_index: int,
+        output: TrackerOutput,
+        boxes: Tensor,
+        class_ids: Tensor,
+        box_scale: float = 1.0,
+    ) -> TrackResults:
+        """Record the rows ``output`` picks from this frame's ``boxes`` (divided by
+        ``box_scale``) and ``class_ids``; returns just this frame's rows."""
+        keep = output.det_indices
+        rows = TrackResults(
+            frame_indices=np.full(len(keep), frame_index, np.int64),
+            track_ids=output.track_ids.cpu().numpy().astype(np.int64),
+            boxes=(boxes[keep] / box_scale).cpu().numpy().astype(np.float32).reshape(-1, 4),
+            scores=output.scores.cpu().numpy().astype(np.float32),
+            class_ids=class_ids[keep].cpu().numpy().astype(np.int64),
+        )
+        self._parts.append(tuple(rows))
+        self.last_frame = frame_index
+        return rows
+
+    def build(self) -> TrackResults:
+        if not self._parts:
+            return TrackResults.empty()
+        return TrackResults(*(np.concatenate(column) for column in zip(*self._parts, strict=True)))
 
 
 def _as_int(values: np.ndarray, what: str) -> np.ndarray:
@@ -148,7 +186,7 @@ def read_mot_results(path: str | Path, video: Video | None = None) -> TrackResul
         frame, track_id = values[0], values[1]
         if not (frame.is_integer() and track_id.is_integer()):
             raise ValueError(f"{where}: frame and id must be integers, got {line!r}")
-        if frame_index is not None:
+        if frame_index is not None and video is not None:
             if int(frame) not in frame_index:
                 raise ValueError(
                     f"{where}: frame {int(frame)} is not a frame of video {video.name!r}"

@@ -27,7 +27,7 @@ def _mot(
     iou: float,
     work_dir: Path | None,
     show_progress: bool = False,
-):
+) -> ProtocolResult:
     result = evaluate_tracking(
         gt, results, iou_threshold=iou, class_names=gt.class_names, show_progress=show_progress
     )
@@ -41,7 +41,7 @@ def _from_dict(evaluate: Callable[..., dict[str, float]]) -> Callable[..., Proto
         iou: float,
         work_dir: Path | None,
         show_progress: bool = False,  # TrackEval's dataset classes report their own progress
-    ):
+    ) -> ProtocolResult:
         metrics = evaluate(gt, results, work_dir=work_dir)
         width = max(map(len, metrics), default=0)
         table = "\n".join(f"{k.ljust(width)} {v:10.2f}" for k, v in sorted(metrics.items()))

@@ -30,23 +30,23 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import trackeval
 from scipy.optimize import linear_sum_assignment
-from trackeval.datasets._base_dataset import _BaseDataset
 
 from qdtrack_pl.data.index import FrameAnnotations, Video, VideoIndex
 from qdtrack_pl.eval.mot_results import UNKNOWN_CLASS, TrackResults
+from qdtrack_pl.ops.box_iou import box_iou
 from qdtrack_pl.progress import progress_bar
 
 PERCENT = 100.0
 DISTRACTOR_IOU = 0.5  # TrackEval's fixed threshold for matching tracker boxes to distractors
-EPS = np.finfo("float").eps  # TrackEval's tolerance in every threshold comparison
+EPS = float(np.finfo("float").eps)  # TrackEval's tolerance in every threshold comparison
 ALL_CLASSES = "all"  # name of the class-agnostic evaluation
 MOT_TRACKER_NAME = "results"
 
@@ -73,6 +73,15 @@ COUNT_KEYS = frozenset(
     + list(COUNT_FIELDS)
 )
 TABLE_KEYS = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW", "FP", "FN", "MT", "ML")
+
+
+@contextlib.contextmanager
+def trackeval_stdout_silenced() -> Iterator[None]:
+    """TrackEval prints its progress ("Evaluating 1 tracker(s) on ...") on stdout even with every
+    print option off; run its dataset classes and ``Evaluator.evaluate`` inside this so that only
+    our table reaches the user (every protocol: MOTChallenge, BDD100K, TAO)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def quiet_evaluator() -> trackeval.Evaluator:
@@ -156,10 +165,11 @@ def _summarise(res: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
 
 
 def _box_ious(gt_boxes: np.ndarray, tracker_boxes: np.ndarray) -> np.ndarray:
-    """IoU with TrackEval's own conventions (eps handling of empty boxes) for xyxy boxes."""
-    return _BaseDataset._calculate_box_ious(
-        gt_boxes.astype(np.float64), tracker_boxes.astype(np.float64), box_format="x0y0x1y1"
-    )
+    """IoU of xyxy boxes as TrackEval computes it (``_BaseDataset._calculate_box_ious``): the
+    same float64 operations as :func:`~qdtrack_pl.ops.box_iou.box_iou` with the union floored at
+    TrackEval's tolerance, so the values agree bit for bit (boxes of area below 2e-16 px² aside,
+    which TrackEval sets to 0 and no dataset holds)."""
+    return box_iou(gt_boxes.astype(np.float64), tracker_boxes.astype(np.float64), eps=EPS)
 
 
 def _remove_distractor_matches(
@@ -183,14 +193,27 @@ def _relabel(ids_per_frame: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
     return [np.searchsorted(unique, ids) for ids in ids_per_frame], len(unique)
 
 
-def _sequence_data(
-    video: Video, results: TrackResults, class_id: int | None, unknown_is_class: bool
-) -> dict[str, Any]:
-    """TrackEval's preprocessed data for one sequence and one class (``None``: class-agnostic)."""
+class Timestep(NamedTuple):
+    """One annotated frame as TrackEval's metrics see it, with the original ids."""
+
+    frame_index: int  # 0-based Frame.index
+    gt_ids: np.ndarray  # (G,) ground-truth ids, distractors removed
+    tracker_ids: np.ndarray  # (T,) track ids, boxes matched to a distractor removed
+    similarity: np.ndarray  # (G, T) IoU
+
+
+def timesteps(
+    video: Video,
+    results: TrackResults,
+    class_id: int | None = None,
+    unknown_is_class: bool = False,
+) -> Iterator[Timestep]:
+    """TrackEval's MOTChallenge preprocessing of one sequence, frame by frame: annotated frames
+    only; for one class (``None``: class-agnostic) its ground truth and tracks; tracker boxes
+    matched to a distractor (``ignore`` rows) removed, then the distractors."""
     frames = [f for f in video.frames if f.annotated]
     order = np.argsort(results.frame_indices, kind="stable")
     bounds = np.searchsorted(results.frame_indices[order], [[f.index, f.index + 1] for f in frames])
-    gt_ids, tracker_ids, similarities = [], [], []
     for frame, (start, stop) in zip(frames, bounds, strict=True):
         ann: FrameAnnotations = frame.annotations
         rows = order[start:stop]
@@ -212,22 +235,28 @@ def _sequence_data(
         tr_boxes, tr_ids = tr_boxes[tr_mask], tr_ids[tr_mask]
         keep = _remove_distractor_matches(ann.boxes[candidates], ann.ignore[candidates], tr_boxes)
         tr_boxes, tr_ids = tr_boxes[keep], tr_ids[keep]
-        gt_ids.append(ann.track_ids[gt_mask])
-        tracker_ids.append(tr_ids)
-        similarities.append(_box_ious(ann.boxes[gt_mask], tr_boxes))
-        _check_unique(video.name, frame.index, "ground-truth", gt_ids[-1])
+        gt_ids = ann.track_ids[gt_mask]
+        _check_unique(video.name, frame.index, "ground-truth", gt_ids)
         _check_unique(video.name, frame.index, "tracker", tr_ids)
-    gt_ids, num_gt_ids = _relabel(gt_ids)
-    tracker_ids, num_tracker_ids = _relabel(tracker_ids)
+        yield Timestep(frame.index, gt_ids, tr_ids, _box_ious(ann.boxes[gt_mask], tr_boxes))
+
+
+def _sequence_data(
+    video: Video, results: TrackResults, class_id: int | None, unknown_is_class: bool
+) -> dict[str, Any]:
+    """TrackEval's preprocessed data for one sequence and one class (``None``: class-agnostic)."""
+    steps = list(timesteps(video, results, class_id, unknown_is_class))
+    gt_ids, num_gt_ids = _relabel([step.gt_ids for step in steps])
+    tracker_ids, num_tracker_ids = _relabel([step.tracker_ids for step in steps])
     return {
-        "num_timesteps": len(frames),
+        "num_timesteps": len(steps),
         "num_gt_ids": num_gt_ids,
         "num_tracker_ids": num_tracker_ids,
         "num_gt_dets": int(sum(len(ids) for ids in gt_ids)),
         "num_tracker_dets": int(sum(len(ids) for ids in tracker_ids)),
         "gt_ids": gt_ids,
         "tracker_ids": tracker_ids,
-        "similarity_scores": similarities,
+        "similarity_scores": [step.similarity for step in steps],
         "seq": video.name,
     }
 
@@ -376,7 +405,7 @@ def evaluate_mot_challenge(
         dataset_config["SEQ_INFO"] = {name: None for name in seqmap}  # lengths from seqinfo.ini
     evaluator = quiet_evaluator()
     metrics = _metrics(iou_threshold)
-    with contextlib.redirect_stdout(io.StringIO()):  # TrackEval prints progress lines
+    with trackeval_stdout_silenced():
         dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
         output, _ = evaluator.evaluate([dataset], [m for n, m in metrics.items() if n != "Count"])
     res = output[dataset.get_name()][results_folder.name]

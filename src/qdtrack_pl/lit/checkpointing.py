@@ -11,18 +11,21 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
 
+from qdtrack_pl.lit.module import MODEL_CONFIG_KEY, QDTrackModule
 from qdtrack_pl.models.checkpoint import load_official_checkpoint
 
 log = logging.getLogger(__name__)
 LIGHTNING_VERSION_KEY = "pytorch-lightning_version"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+WEIGHT_FILE_KEYS = frozenset({"pretrained_backbone", "pretrained_detector"})
 
 
 class CheckpointReadError(RuntimeError):
@@ -118,23 +121,97 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
     return str(path)
 
 
-def load_weights(module: torch.nn.Module, ckpt_path: str | Path) -> None:
-    """Load a checkpoint of ours (Lightning ``.ckpt``) or an official QDTrack checkpoint
-    (mmdetection key layout) into a ``QDTrackModule``."""
+def read_checkpoint(ckpt_path: str | Path) -> Any:
+    """The loaded contents of a checkpoint file (ours or an official ``.pth``), on the CPU."""
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint {path} does not exist; pass "
             "ckpt_path=<run folder>/checkpoints/<file>.ckpt or the path of an official QDTrack .pth"
         )
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    # ours pickle the optimizer/scheduler partials: trusted files only
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class StoredModel(NamedTuple):
+    """What a checkpoint of ours says about its model (:data:`MODEL_CONFIG_KEY`)."""
+
+    config: dict[str, Any]  # the training run's ``model`` config group, resolved
+    class_names: tuple[str, ...] | None  # the dataset's classes, in class-id order
+
+
+def stored_model(checkpoint: Any) -> StoredModel | None:
+    """The model config and class names a checkpoint of ours carries; None for official
+    checkpoints and ours from before they carried it."""
+    entry = checkpoint.get(MODEL_CONFIG_KEY) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("config"), Mapping):
+        return None
+    names = entry.get("class_names")
+    return StoredModel(dict(entry["config"]), None if names is None else tuple(names))
+
+
+def inference_config(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """``model_config`` with every weight file it would load at build time (``pretrained_*``)
+    set to null: the checkpoint holds all the weights, and those files may not exist here."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            return {k: None if k in WEIGHT_FILE_KEYS else strip(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(model_config)
+
+
+class LoadedModule(NamedTuple):
+    module: QDTrackModule  # with the checkpoint's weights
+    stored: StoredModel | None  # what the checkpoint carries (None: official checkpoints)
+    from_stored_config: bool  # built from the checkpoint's own model config
+
+
+def module_from_checkpoint(
+    ckpt_path: str | Path,
+    model_config: DictConfig | Mapping[str, Any] | None = None,
+    use_stored: bool = True,
+) -> LoadedModule:
+    """A ``QDTrackModule`` with the weights of ``ckpt_path``, built from the model config the
+    checkpoint carries (when ``use_stored`` and it carries one), else from ``model_config`` (a
+    ``model`` config group). The checkpoint file is read once."""
+    from hydra.utils import instantiate
+
+    checkpoint = read_checkpoint(ckpt_path)
+    stored = stored_model(checkpoint)
+    from_stored = use_stored and stored is not None
+    if use_stored and stored is not None:
+        model_config = OmegaConf.create(inference_config(stored.config))
+    elif model_config is None:
+        raise ValueError(
+            f"{ckpt_path} carries no model config (an official checkpoint, or one of ours from "
+            "before checkpoints stored it): pass the model=/experiment= it was trained with"
+        )
+    module = instantiate(model_config)
+    if not isinstance(module, QDTrackModule):
+        raise TypeError(f"the model config builds a {type(module).__name__}, not a QDTrackModule")
+    load_weights(module, ckpt_path, checkpoint)
+    return LoadedModule(module, stored, from_stored)
+
+
+def load_weights(module: QDTrackModule, ckpt_path: str | Path, checkpoint: Any = None) -> None:
+    """Load a checkpoint of ours (Lightning ``.ckpt``) or an official QDTrack checkpoint
+    (mmdetection key layout) into a ``QDTrackModule``; ``checkpoint``: its contents if already
+    read (:func:`read_checkpoint`)."""
+    path = Path(ckpt_path)
+    if checkpoint is None:
+        checkpoint = read_checkpoint(path)
     if isinstance(checkpoint, dict) and LIGHTNING_VERSION_KEY in checkpoint:
         try:
             module.load_state_dict(checkpoint["state_dict"])
         except RuntimeError as error:
             raise RuntimeError(
-                f"{path} does not fit the configured model: pass the same model=/experiment= as "
-                f"the run that wrote it.\n{error}"
+                f"{path} does not fit the configured model: drop the model overrides to build "
+                "the model the checkpoint was trained with, or pass the same model=/experiment= "
+                f"as the run that wrote it.\n{error}"
             ) from error
         return
     state_dict = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None

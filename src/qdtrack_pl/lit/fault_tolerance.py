@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 def capture_rng_state() -> dict[str, Any]:
     """Python, numpy and torch (CPU + initialised CUDA) generator states, as plain containers."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy = np.random.get_state(legacy=True)  # ("MT19937", keys, pos, has_gauss, cached)
+    if not isinstance(legacy, tuple):
+        raise TypeError(f"numpy returned a {type(legacy).__name__} RNG state, expected a tuple")
+    kind, keys, pos, has_gauss, cached = legacy
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": (kind, keys.tolist(), pos, has_gauss, cached),
@@ -97,7 +100,7 @@ class ResumeCheckpoint(pl.Callback):
         log.info("saved %s at global step %d (%s)", self.path, trainer.global_step, reason)
 
     def _skip(self, trainer: pl.Trainer) -> bool:
-        return bool(trainer.sanity_checking or trainer.fast_dev_run)
+        return bool(trainer.sanity_checking or getattr(trainer, "fast_dev_run", False))
 
     def on_train_batch_end(
         self,

@@ -14,17 +14,22 @@ The model is not stored in the hyper-parameters (the config builds it); the opti
 scheduler partials are, so a checkpoint of ours reloads with
 ``QDTrackModule.load_from_checkpoint(path, model=<QDTrackModel>, weights_only=False)``, the model
 built from the same config (``weights_only=False``: the partials are pickled objects, so only
-for trusted files).
+for trusted files). The config itself travels with the checkpoint: the training entry point hands
+the module its resolved ``model`` config group (:meth:`QDTrackModule.remember_config`), and every
+checkpoint stores it with the datamodule's class names under ``"qdtrack_model"``, from which
+``qdtrack-track`` / ``qdtrack-eval`` rebuild the model
+(:func:`~qdtrack_pl.lit.checkpointing.module_from_checkpoint`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal, cast
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.types import LRSchedulerConfigType, OptimizerLRScheduler
 from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LinearLR, LRScheduler
@@ -38,6 +43,7 @@ OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
 NONFINITE_POLICIES = ("skip", "stop")
 NONFINITE_STEPS_KEY = "qdtrack_nonfinite_steps"  # checkpoint entry: skipped steps so far
+MODEL_CONFIG_KEY = "qdtrack_model"  # checkpoint entry: {"config": ..., "class_names": ...}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -85,6 +91,20 @@ class QDTrackModule(pl.LightningModule):
         self._step_faulty = False  # this step's loss or gradients were NaN/inf
         self.skipped_images: set[str] = set()  # unreadable training images (replaced pairs)
         self._reported_images = 0
+        self.model_config: dict[str, Any] | None = None  # the config that built ``model``
+
+    def remember_config(self, model_config: Mapping[str, Any]) -> None:
+        """Keep the resolved ``model`` config group that built this module; every checkpoint
+        then stores it (with the datamodule's class names) so that the model can be rebuilt."""
+        self.model_config = dict(model_config)
+
+    def _class_names(self) -> list[str] | None:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        try:
+            names = getattr(datamodule, "class_names", None)
+        except Exception:  # a vocabulary that cannot be read here: the checkpoint goes without
+            return None
+        return None if names is None else [str(name) for name in names]
 
     def forward(self, images: Tensor) -> list[Detections]:
         return self.model.predict(images)
@@ -99,7 +119,8 @@ class QDTrackModule(pl.LightningModule):
             terms = ", ".join(
                 f"{name}={value.item()}" for name, value in losses.items() if not value.isfinite()
             )
-            return self._nonfinite(f"loss ({terms or f'total={total.item()}'})")
+            self._nonfinite(f"loss ({terms or f'total={total.item()}'})")
+            return None
         for name, value in losses.items():
             self.log(f"train/{name}", value, batch_size=batch_size)
         self.log("train/loss", total, batch_size=batch_size, prog_bar=True)
@@ -116,12 +137,12 @@ class QDTrackModule(pl.LightningModule):
             f"non-finite {what} at global step {self.global_step} "
             f"(epoch {self.current_epoch}, batch {self._batch_idx})"
         )
-        if self.hparams.nonfinite_loss == "stop":
+        if self.hparams["nonfinite_loss"] == "stop":
             raise NonFiniteLossError(
                 f"{where}; stopping (model.nonfinite_loss=stop). This step did not update the "
                 "weights; resume from checkpoints/last.ckpt after fixing the cause"
             )
-        limit = self.hparams.max_consecutive_nonfinite
+        limit = self.hparams["max_consecutive_nonfinite"]
         if limit is not None and self._consecutive_nonfinite > limit:
             raise NonFiniteLossError(
                 f"{where}; {self._consecutive_nonfinite} steps in a row were non-finite, the "
@@ -179,11 +200,19 @@ class QDTrackModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[NONFINITE_STEPS_KEY] = self.nonfinite_steps
+        if self.model_config is not None:
+            checkpoint[MODEL_CONFIG_KEY] = {
+                "config": self.model_config,
+                "class_names": self._class_names(),
+            }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.nonfinite_steps = int(checkpoint.get(NONFINITE_STEPS_KEY, 0))
+        stored = checkpoint.get(MODEL_CONFIG_KEY)
+        if self.model_config is None and isinstance(stored, Mapping):
+            self.model_config = dict(stored.get("config") or {}) or None
 
-    def _detect(self, batch: FrameBatch) -> list[Detections]:
+    def detect(self, batch: FrameBatch) -> list[Detections]:
         """Detections in original-image pixels: network boxes / scale factor."""
         detections = self.model.predict(batch.images)
         return [
@@ -191,30 +220,37 @@ class QDTrackModule(pl.LightningModule):
             for d, scale in zip(detections, batch.scale_factors.to(batch.images.dtype), strict=True)
         ]
 
-    def validation_step(self, batch: FrameBatch, batch_idx: int) -> list[Detections]:
-        return self._detect(batch)
+    # Lightning types step outputs as a loss or a dict; ours hand detections to the tracker
+    def validation_step(  # type: ignore[override]
+        self, batch: FrameBatch, batch_idx: int
+    ) -> list[Detections]:
+        return self.detect(batch)
 
-    def test_step(self, batch: FrameBatch, batch_idx: int) -> list[Detections]:
-        return self._detect(batch)
+    def test_step(  # type: ignore[override]
+        self, batch: FrameBatch, batch_idx: int
+    ) -> list[Detections]:
+        return self.detect(batch)
 
     def predict_step(
         self, batch: FrameBatch, batch_idx: int, dataloader_idx: int = 0
     ) -> list[Detections]:
-        return self._detect(batch)
+        return self.detect(batch)
 
-    def configure_optimizers(self) -> tuple[list[Optimizer], list[dict[str, Any]]]:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = self.hparams.optimizer(params)
-        schedulers: list[dict[str, Any]] = []
-        if self.hparams.warmup_iters > 0:
+        hparams = self.hparams
+        optimizer: Optimizer = hparams["optimizer"](params)
+        schedulers: list[LRSchedulerConfigType] = []
+        if hparams["warmup_iters"] > 0:
             warmup = LinearLR(
                 optimizer,
-                start_factor=self.hparams.warmup_ratio,
-                total_iters=self.hparams.warmup_iters,
+                start_factor=hparams["warmup_ratio"],
+                total_iters=hparams["warmup_iters"],
             )
             schedulers.append({"scheduler": warmup, "interval": "step", "name": "warmup"})
-        if self.hparams.scheduler is not None:
+        if hparams["scheduler"] is not None:
             schedulers.append(
-                {"scheduler": self.hparams.scheduler(optimizer), "interval": "epoch", "name": "lr"}
+                {"scheduler": hparams["scheduler"](optimizer), "interval": "epoch", "name": "lr"}
             )
-        return [optimizer], schedulers
+        # Lightning takes scheduler config dicts in the list; its type alias names only objects
+        return cast(OptimizerLRScheduler, ([optimizer], schedulers))

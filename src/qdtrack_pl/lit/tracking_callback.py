@@ -10,55 +10,23 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
-from torch import Tensor
 
 from qdtrack_pl.data.batch import FrameBatch
 from qdtrack_pl.data.index import VideoIndex
-from qdtrack_pl.eval.mot_results import TrackResults, write_mot_results
+from qdtrack_pl.eval.mot_results import TrackResults, TrackResultsBuilder, write_mot_results
 from qdtrack_pl.eval.protocols import ProtocolResult, evaluate_protocol
 from qdtrack_pl.lit.wandb_media import log_tracking_media, wandb_loggers
+from qdtrack_pl.tracking.base import Tracker
 
 log = logging.getLogger(__name__)
-
-
-class _VideoTracks:
-    """Track rows of one video, appended frame by frame."""
-
-    def __init__(self) -> None:
-        self.frame_indices: list[np.ndarray] = []
-        self.track_ids: list[np.ndarray] = []
-        self.boxes: list[np.ndarray] = []
-        self.scores: list[np.ndarray] = []
-        self.class_ids: list[np.ndarray] = []
-        self.last_frame = -1
-
-    def add(self, frame_index: int, ids: Tensor, boxes: Tensor, scores: Tensor, classes: Tensor):
-        self.frame_indices.append(np.full(len(ids), frame_index, np.int64))
-        self.track_ids.append(ids.numpy())
-        self.boxes.append(boxes.numpy().astype(np.float32))
-        self.scores.append(scores.numpy().astype(np.float32))
-        self.class_ids.append(classes.numpy())
-        self.last_frame = frame_index
-
-    def to_results(self) -> TrackResults:
-        def cat(parts: list[np.ndarray], shape: tuple[int, ...], dtype: type) -> np.ndarray:
-            return np.concatenate(parts).astype(dtype) if parts else np.zeros(shape, dtype)
-
-        return TrackResults(
-            frame_indices=cat(self.frame_indices, (0,), np.int64),
-            track_ids=cat(self.track_ids, (0,), np.int64),
-            boxes=cat(self.boxes, (0, 4), np.float32),
-            scores=cat(self.scores, (0,), np.float32),
-            class_ids=cat(self.class_ids, (0,), np.int64),
-        )
 
 
 class TrackingEvaluator(pl.Callback):
@@ -67,6 +35,9 @@ class TrackingEvaluator(pl.Callback):
     Args:
         tracker: any tracker with ``update(boxes, scores, class_ids, embeddings, frame_id)``
             returning ``(track_ids, det_indices)`` and resetting itself at ``frame_id == 0``.
+        baselines: more trackers, by name, run on the very same detections in the same loop and
+            scored the same way, logged as ``<stage>_<name>/HOTA`` etc. (``make train`` scores the
+            IoU baseline this way: ``test_iou/IDF1`` beside ``test/IDF1``).
         output_dir: MOT-format results go to ``<output_dir>/<stage>/<video>.txt``.
         iou_threshold: box overlap for a match in CLEAR/Identity (HOTA sweeps its own).
         show_progress: a progress bar while TrackEval scores the sequences (rank 0, only when
@@ -80,30 +51,36 @@ class TrackingEvaluator(pl.Callback):
 
     def __init__(
         self,
-        tracker: Any,
+        tracker: Tracker,
         output_dir: str | Path,
+        baselines: Mapping[str, Tracker] | None = None,
         iou_threshold: float = 0.5,
         show_progress: bool = True,
         media_frames: int = 4,
         media_video_frames: int = 0,
     ) -> None:
         self.tracker = tracker
+        self.baselines = dict(baselines or {})
         self.output_dir = Path(output_dir)
         self.iou_threshold = iou_threshold
         self.show_progress = show_progress
         self.media_frames = media_frames
         self.media_video_frames = media_video_frames
-        self._videos: dict[str, _VideoTracks] = {}
-        self.last_result: ProtocolResult | None = None
-        self.last_results: dict[str, TrackResults] = {}  # rank 0: every video's tracks
+        self._videos: dict[str, dict[str, TrackResultsBuilder]] = {}  # run -> video -> rows
+        self.last_result: ProtocolResult | None = None  # the main tracker's
+        self.last_results: dict[str, TrackResults] = {}  # rank 0: every video's tracks (main)
+
+    def _trackers(self) -> dict[str, Tracker]:
+        """Run name -> tracker; the main tracker's run is named ""."""
+        return {"": self.tracker, **self.baselines}
 
     # -- the loop hooks -------------------------------------------------------------------------
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule):
-        self._videos = {}
+        self._videos = {run: {} for run in self._trackers()}
         _sync_buffers(pl_module)
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._videos = {}
+        self._videos = {run: {} for run in self._trackers()}
         _sync_buffers(pl_module)
 
     def on_validation_batch_end(
@@ -127,57 +104,64 @@ class TrackingEvaluator(pl.Callback):
         for dets, video, frame_index in zip(
             detections, batch.video_names, batch.frame_indices, strict=True
         ):
-            tracks = self._videos.setdefault(video, _VideoTracks())
-            if frame_index != tracks.last_frame + 1:
-                raise RuntimeError(
-                    f"video {video!r}: frame {frame_index} arrived after frame "
-                    f"{tracks.last_frame}; "
-                    "the evaluation loader must yield whole videos in frame order "
-                    "(use the datamodule's VideoSequenceSampler)"
+            for run, tracker in self._trackers().items():
+                tracks = self._videos[run].setdefault(video, TrackResultsBuilder())
+                if frame_index != tracks.last_frame + 1:
+                    raise RuntimeError(
+                        f"video {video!r}: frame {frame_index} arrived after frame "
+                        f"{tracks.last_frame}; the evaluation loader must yield whole videos in "
+                        "frame order (use the datamodule's VideoSequenceSampler)"
+                    )
+                out = tracker.update(
+                    dets.boxes, dets.scores, dets.class_ids, dets.embeddings, frame_id=frame_index
                 )
-            out = self.tracker.update(
-                dets.boxes, dets.scores, dets.class_ids, dets.embeddings, frame_id=frame_index
-            )
-            keep = out.det_indices
-            tracks.add(
-                frame_index,
-                out.track_ids.cpu(),
-                dets.boxes[keep].cpu(),
-                out.scores.cpu(),
-                dets.class_ids[keep].cpu(),
-            )
+                tracks.add(frame_index, out, dets.boxes, dets.class_ids)
 
     # -- evaluation -----------------------------------------------------------------------------
     def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        local = {name: (v.to_results(), v.last_frame) for name, v in self._videos.items()}
-        if trainer.world_size > 1:
-            log.info("rank %d tracked %s videos: %s", trainer.global_rank, stage, sorted(local))
-        gathered = _gather_on_rank0(local)
         metrics: dict[str, float] = {}
-        if trainer.is_global_zero:
-            gt = _seen_frames(trainer.datamodule.eval_index(stage), gathered)
-            results = {name: res for name, (res, _) in gathered.items()}
-            stage_dir = self.output_dir / stage
-            for name, res in results.items():
-                write_mot_results(stage_dir / f"{name}.txt", res, gt.video(name))
-            protocol = getattr(trainer.datamodule, "evaluation_protocol", "mot")
-            self.last_result = evaluate_protocol(
-                protocol,
-                gt,
-                results,
-                self.iou_threshold,
-                work_dir=stage_dir / protocol,
-                show_progress=self.show_progress and _shows_progress(trainer),
-            )
-            self.last_results = results
-            log.info("%s tracking metrics (%s):\n%s", stage, protocol, self.last_result.table)
-            metrics = {f"{stage}/{k}": float(v) for k, v in self.last_result.metrics.items()}
-            self._log_media(trainer, stage, gt, results)
+        for run, videos in self._videos.items():
+            local = {name: (v.build(), v.last_frame) for name, v in videos.items()}
+            if trainer.world_size > 1 and not run:
+                log.info("rank %d tracked %s videos: %s", trainer.global_rank, stage, sorted(local))
+            gathered = _gather_on_rank0(local)
+            if trainer.is_global_zero:
+                prefix = f"{stage}_{run}" if run else stage
+                metrics.update(self._score(trainer, stage, prefix, gathered))
         metrics = trainer.strategy.broadcast(metrics, src=0)
         with warnings.catch_warnings():  # every rank logs the same broadcast values: no sync
             warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
             for name, value in metrics.items():
                 pl_module.log(name, value, sync_dist=False, rank_zero_only=False)
+
+    def _score(
+        self,
+        trainer: pl.Trainer,
+        stage: str,
+        prefix: str,
+        gathered: dict[str, tuple[TrackResults, int]],
+    ) -> dict[str, float]:
+        """Rank 0: write one run's MOT files, score them, return ``<prefix>/<metric>``."""
+        datamodule = _eval_datamodule(trainer)
+        gt = _seen_frames(datamodule.eval_index(stage), gathered)
+        results = {name: res for name, (res, _) in gathered.items()}
+        run_dir = self.output_dir / prefix
+        for name, res in results.items():
+            write_mot_results(run_dir / f"{name}.txt", res, gt.video(name))
+        protocol = getattr(datamodule, "evaluation_protocol", "mot")
+        result = evaluate_protocol(
+            protocol,
+            gt,
+            results,
+            self.iou_threshold,
+            work_dir=run_dir / protocol,
+            show_progress=self.show_progress and _shows_progress(trainer),
+        )
+        log.info("%s tracking metrics (%s):\n%s", prefix, protocol, result.table)
+        if prefix == stage:
+            self.last_result, self.last_results = result, results
+            self._log_media(trainer, stage, gt, results)
+        return {f"{prefix}/{k}": float(v) for k, v in result.metrics.items()}
 
     def _log_media(
         self, trainer: pl.Trainer, stage: str, gt: VideoIndex, results: dict[str, TrackResults]
@@ -219,8 +203,24 @@ def _sync_buffers(module: torch.nn.Module) -> None:
 
 
 def _shows_progress(trainer: pl.Trainer) -> bool:
-    bar = trainer.progress_bar_callback
-    return bar is not None and bar.is_enabled
+    return bool(getattr(trainer.progress_bar_callback, "is_enabled", False))
+
+
+class _EvalData(Protocol):
+    """What the callback needs of the trainer's datamodule (``VideoDataModule`` has it)."""
+
+    def eval_index(self, stage: str) -> VideoIndex: ...
+
+
+def _eval_datamodule(trainer: pl.Trainer) -> _EvalData:
+    """The datamodule Lightning attached to the trainer for this loop."""
+    datamodule = getattr(trainer, "datamodule", None)
+    if not callable(getattr(datamodule, "eval_index", None)):
+        raise TypeError(
+            "tracking evaluation needs the loop's datamodule to have eval_index(stage) -> "
+            f"VideoIndex (a VideoDataModule), got {type(datamodule).__name__}"
+        )
+    return cast(_EvalData, datamodule)
 
 
 def _gather_on_rank0(local: dict[str, Any]) -> dict[str, Any]:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytorch_lightning as pl
+
+if TYPE_CHECKING:
+    from pytorch_lightning.loggers import WandbLogger
 
 from qdtrack_pl.data.index import Video, VideoIndex
 from qdtrack_pl.data.loading.transforms import load_image
@@ -23,7 +26,7 @@ from qdtrack_pl.vis.draw import draw_tracks
 from qdtrack_pl.vis.render import rows_of_frame, write_tracks_video
 
 
-def wandb_loggers(trainer: pl.Trainer) -> list[Any]:
+def wandb_loggers(trainer: pl.Trainer) -> list[WandbLogger]:
     """The trainer's ``WandbLogger`` instances (none if wandb is not in use)."""
     from pytorch_lightning.loggers import WandbLogger
 
@@ -89,7 +92,7 @@ def sequence_table(
 
 
 def log_tracking_media(
-    loggers: Sequence[Any],
+    loggers: Sequence[WandbLogger],
     stage: str,
     gt: VideoIndex,
     results: Mapping[str, TrackResults],

@@ -1,11 +1,12 @@
 """Loading weights: official QDTrack (mmdetection layout) checkpoints and plain state dicts.
 
-Official checkpoints come in three layouts (pitfall P10): QD@b28af06 (``backbone.*``, ``neck.*``,
-``rpn_head.*``, ``roi_head.bbox_head.*``, ``roi_head.track_head.*``), QD@HEAD (the same under
-``detector.*`` with the embedding head at ``track_head.track_head.*``) and mmtracking
-(``detector.*``, ``track_head.embed_head.*``). :func:`convert_mmdet_state_dict` maps any of them to
-the key names of :class:`~qdtrack_pl.models.qdtrack.QDTrackModel`; :func:`load_state_dict_report`
-loads what fits and reports the rest instead of failing on the first mismatch.
+Official checkpoints come in three layouts (docs/method.md §8.10; commit names: §0): QD@b28af06
+(``backbone.*``, ``neck.*``, ``rpn_head.*``, ``roi_head.bbox_head.*``, ``roi_head.track_head.*``),
+QD@HEAD (the same under ``detector.*`` with the embedding head at ``track_head.track_head.*``) and
+mmtracking (``detector.*``, ``track_head.embed_head.*``). :func:`convert_mmdet_state_dict` maps any
+of them to the key names of :class:`~qdtrack_pl.models.qdtrack.QDTrackModel`;
+:func:`load_state_dict_report` loads what fits and reports the rest instead of failing on the first
+mismatch.
 """
 
 from __future__ import annotations

@@ -1,11 +1,23 @@
-"""Faster R-CNN + FPN assembled from torchvision components with QDTrack's defaults (spec §1.1).
+"""Faster R-CNN + FPN assembled from torchvision components with QDTrack's defaults.
+
+The defaults are those of docs/method.md §1.1.
 
 torchvision provides the RPN, the RoI box head and their losses; this module only wires them,
 owns the input normalisation and padding, and converts class ids at the boundary (ours are
 0-based, torchvision reserves 0 for the background).
 
 Differences to mmdet that come with torchvision and are kept: the RoI box regression loss is
-SmoothL1 (beta 1/9) instead of L1, RoIAlign uses ``aligned=False``, and anchors are rounded.
+SmoothL1 (beta 1/9) instead of L1, RoIAlign uses ``aligned=False``, and anchors are rounded. The
+RoI level assignment is mmdet's: torchvision's ``LevelMapper`` (canonical 224 px at level 4) maps
+``sqrt(w * h)`` < 112 px to P2, 112-224 to P3, 224-448 to P4 and the rest to P5, exactly mmdet's
+``SingleRoIExtractor`` with ``finest_scale=56``; RoIAlign 7x7 with ``sampling_ratio=0`` (adaptive
+``ceil(roi / 7)`` samples per bin) on both sides.
+
+Speed switches (issue 17, docs/performance.md; each one keeps the outputs to fp32 rounding):
+``fold_bn`` applies frozen BatchNorms through the preceding convolution's weights
+(:mod:`qdtrack_pl.models.bn_folding`), ``channels_last`` runs the CPU network in NHWC, and
+``sparse_roi_align`` computes the box head's CPU RoIAlign as sparse matrix products
+(:mod:`qdtrack_pl.models.roi_align`).
 """
 
 from __future__ import annotations
@@ -17,7 +29,6 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 import torch
-import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -26,11 +37,13 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+from torchvision.ops import FrozenBatchNorm2d
 
 from qdtrack_pl.data.batch import FrameTargets
+from qdtrack_pl.models.bn_folding import fold_batchnorms
 from qdtrack_pl.models.checkpoint import LoadReport, load_state_dict_report, read_state_dict
 from qdtrack_pl.models.embedding_head import FPN_LEVELS_P2_P5
+from qdtrack_pl.models.roi_align import SparseMultiScaleRoIAlign
 
 Norm = Literal["frozen_bn", "bn", "gn"]
 ResNetStyle = Literal["pytorch", "caffe"]
@@ -163,6 +176,11 @@ class FasterRCNN(nn.Module):
     Images arrive as float RGB in [0, 1]; the model scales them to 0-255, normalises with
     ``pixel_mean`` / ``pixel_std`` (optionally in BGR order for caffe weights) and pads the
     bottom/right to a multiple of ``size_divisor``. Boxes are in input pixels throughout.
+
+    Speed switches, all on by default, none changing results beyond fp32 rounding:
+    ``fold_bn`` folds the ResNet's frozen (or eval-mode) BatchNorms into its convolutions,
+    ``channels_last`` feeds CPU inputs in NHWC so that every feature map is NHWC, and
+    ``sparse_roi_align`` runs the box head's CPU RoIAlign as sparse matrix products.
     """
 
     def __init__(
@@ -200,6 +218,9 @@ class FasterRCNN(nn.Module):
         size_divisor: int = 32,
         pretrained_backbone: str | None = None,
         pretrained_detector: str | None = None,
+        fold_bn: bool = True,
+        channels_last: bool = True,
+        sparse_roi_align: bool = True,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -214,6 +235,7 @@ class FasterRCNN(nn.Module):
         self.fpn_channels = fpn_channels
         self.size_divisor = size_divisor
         self.bgr = bgr
+        self.channels_last = channels_last
         self.register_buffer(
             "pixel_mean",
             torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1),
@@ -228,6 +250,8 @@ class FasterRCNN(nn.Module):
         self.backbone = build_resnet_fpn(
             backbone, norm, trainable_stages, resnet_style, fpn_channels, pretrained_backbone
         )
+        if fold_bn:
+            fold_batchnorms(self.backbone.body)
         anchors = AnchorGenerator(
             sizes=tuple((int(s),) for s in anchor_sizes),
             aspect_ratios=(tuple(float(r) for r in aspect_ratios),) * num_levels,
@@ -247,7 +271,12 @@ class FasterRCNN(nn.Module):
             nms_thresh=rpn_nms_thresh,
         )
         self.roi_heads = RoIHeads(
-            MultiScaleRoIAlign(list(FPN_LEVELS_P2_P5), roi_output_size, roi_sampling_ratio),
+            SparseMultiScaleRoIAlign(
+                list(FPN_LEVELS_P2_P5),
+                roi_output_size,
+                roi_sampling_ratio,
+                sparse=sparse_roi_align,
+            ),
             TwoMLPHead(fpn_channels * roi_output_size**2, box_head_channels),
             FastRCNNPredictor(box_head_channels, num_classes + 1),
             fg_iou_thresh=box_fg_iou_thresh,
@@ -282,15 +311,25 @@ class FasterRCNN(nn.Module):
         """Normalise, pad to ``size_divisor``, run backbone + FPN on a (B, 3, H, W) [0, 1] batch."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
-        height, width = images.shape[-2:]
-        x = images * 255.0
-        if self.bgr:
-            x = x.flip(1)
-        x = (x - self.pixel_mean) / self.pixel_std
+        batch, _, height, width = images.shape
         pad_h = -height % self.size_divisor
         pad_w = -width % self.size_divisor
-        x = F.pad(x, (0, pad_w, 0, pad_h))
-        image_list = ImageList(x, [(int(height), int(width))] * images.shape[0])
+        # One padded buffer, filled in place: the same arithmetic as ((x * 255) - mean) / std
+        # followed by zero padding, without four intermediate images.
+        x = torch.empty(
+            (batch, 3, height + pad_h, width + pad_w),
+            dtype=torch.promote_types(images.dtype, self.pixel_mean.dtype),
+            device=images.device,
+            memory_format=torch.channels_last
+            if self.channels_last and images.device.type == "cpu"
+            else torch.contiguous_format,
+        )
+        x[:, :, height:].zero_()
+        x[:, :, :height, width:].zero_()
+        inner = x[:, :, :height, :width]
+        torch.mul(images.flip(1) if self.bgr else images, 255.0, out=inner)
+        inner.sub_(self.pixel_mean).div_(self.pixel_std)
+        image_list = ImageList(x, [(int(height), int(width))] * batch)
         return image_list, self.backbone(x)
 
     def rpn_losses(

@@ -1,4 +1,4 @@
-"""QDTrack's quasi-dense embedding head with its own RoI extractor (reference spec §1.2)."""
+"""QDTrack's quasi-dense embedding head with its own RoI extractor (docs/method.md §1.2)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import MultiScaleRoIAlign
+
+from qdtrack_pl.models.roi_align import SparseMultiScaleRoIAlign
 
 FPN_LEVELS_P2_P5 = ("0", "1", "2", "3")  # torchvision BackboneWithFPN names of strides 4..32
 
@@ -26,7 +27,9 @@ class ConvGNReLU(nn.Sequential):
 class QuasiDenseEmbedHead(nn.Module):
     """RoIAlign (7x7, P2-P5) -> ``num_convs`` x ConvGNReLU -> ``num_fcs`` x (FC + ReLU) -> linear
     embedding. The output is deliberately not normalised: training and the tracker's bi-softmax
-    use raw dot products (pitfall P7). Defaults are the paper's; the small CPU model narrows them.
+    use raw dot products (docs/method.md §8.7). Defaults are the paper's; the small CPU model
+    narrows them. ``sparse_roi_align`` runs the CPU RoIAlign as sparse matrix products
+    (:mod:`qdtrack_pl.models.roi_align`, same numbers to fp32 rounding; issue 17).
     """
 
     def __init__(
@@ -42,12 +45,14 @@ class QuasiDenseEmbedHead(nn.Module):
         roi_sampling_ratio: int = 0,
         featmap_names: Sequence[str] = FPN_LEVELS_P2_P5,
         embed_init_std: float = 0.01,
+        sparse_roi_align: bool = True,
     ) -> None:
         super().__init__()
-        self.roi_extractor = MultiScaleRoIAlign(
+        self.roi_extractor = SparseMultiScaleRoIAlign(
             featmap_names=list(featmap_names),
             output_size=roi_output_size,
             sampling_ratio=roi_sampling_ratio,
+            sparse=sparse_roi_align,
         )
         channels = [in_channels] + [conv_channels] * num_convs
         self.convs = nn.Sequential(
@@ -55,12 +60,13 @@ class QuasiDenseEmbedHead(nn.Module):
         )
         flat = channels[-1] * roi_output_size * roi_output_size
         widths = [flat] + [fc_channels] * num_fcs
-        self.fcs = nn.ModuleList(nn.Linear(w_in, w_out) for w_in, w_out in pairwise(widths))
-        self.fc_embed = nn.Linear(widths[-1], embed_channels)
-        self.embed_channels = embed_channels
-        for fc in self.fcs:
+        linears = [nn.Linear(w_in, w_out) for w_in, w_out in pairwise(widths)]
+        for fc in linears:
             nn.init.xavier_uniform_(fc.weight)
             nn.init.zeros_(fc.bias)
+        self.fcs = nn.ModuleList(linears)
+        self.fc_embed = nn.Linear(widths[-1], embed_channels)
+        self.embed_channels = embed_channels
         nn.init.normal_(self.fc_embed.weight, std=embed_init_std)
         nn.init.zeros_(self.fc_embed.bias)
 

@@ -1,9 +1,9 @@
 """QDTrack: Faster R-CNN plus a quasi-dense embedding head trained on key/reference pairs.
 
-Training follows the reference spec §1.3: one backbone call on key and reference images together;
+Training follows docs/method.md §1.3: one backbone call on key and reference images together;
 detection losses on the key frame only; key proposals are the RPN's training-mode proposals (the
 ones the box head sees), reference proposals come from the RPN with its *test* settings and no
-graph, as in QDTrack and mmtracking (pitfall P6). Embedding RoIs are sampled per frame against
+graph, as in QDTrack and mmtracking (§8.6). Embedding RoIs are sampled per frame against
 that frame's own GT; the key side embeds only the sampled positives, the reference side all
 samples. Losses: multi-positive cross-entropy on raw dot products and the auxiliary L2 loss on
 cosine similarities, each averaged over the images of the batch.
@@ -11,6 +11,7 @@ cosine similarities, each averaged over the images of the batch.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import NamedTuple
 
 import torch
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection.image_list import ImageList
 
+from qdtrack_pl import runtime
 from qdtrack_pl.data.batch import FrameTargets, PairBatch
 from qdtrack_pl.models.detector import FasterRCNN, to_torchvision_targets
 from qdtrack_pl.models.embedding_head import QuasiDenseEmbedHead
@@ -74,6 +76,8 @@ class QDTrackModel(nn.Module):
     """Detector + embedding head + embedding-branch sampler and loss settings.
 
     ``embed_head`` and ``sampler`` left as ``None`` build the paper's defaults.
+    ``tune_allocator`` applies :func:`qdtrack_pl.runtime.tune_allocator` to the process when
+    the model is built (before any step; docs/performance.md).
     """
 
     def __init__(
@@ -88,8 +92,11 @@ class QDTrackModel(nn.Module):
         aux_neg_pos_ub: float = 3.0,
         aux_hard_mining: bool = True,
         freeze_detector: bool = False,
+        tune_allocator: bool = True,
     ) -> None:
         super().__init__()
+        # process-wide glibc malloc settings for large tensors (qdtrack_pl.runtime, issue 17)
+        self.allocator = runtime.tune_allocator(tune_allocator)
         self.detector = detector
         self.embed_head = (
             embed_head if embed_head is not None else QuasiDenseEmbedHead(detector.fpn_channels)
@@ -125,10 +132,11 @@ class QDTrackModel(nn.Module):
         )
         key_images = ImageList(images.tensors[:num], images.image_sizes[:num])
         ref_images = ImageList(images.tensors[num:], images.image_sizes[num:])
-        key_features = {k: v[:num] for k, v in features.items()}
-        ref_features = {k: v[num:] for k, v in features.items()}
+        key_features = OrderedDict((k, v[:num]) for k, v in features.items())
+        ref_features = OrderedDict((k, v[num:]) for k, v in features.items())
 
-        if self.freeze_detector:  # TAO stage 2 (spec 5): key proposals as at test time, no losses
+        # TAO stage 2 (docs/method.md §5.4): key proposals as at test time, no losses
+        if self.freeze_detector:
             key_proposals = self.detector.inference_proposals(key_images, key_features)
             losses: dict[str, Tensor] = {}
         else:
@@ -175,7 +183,10 @@ class QDTrackModel(nn.Module):
             strict=True,
         )
         losses = torch.stack(
-            [torch.stack(self._embedding_losses(*pair, generator)) for pair in pairs]
+            [
+                torch.stack(self._embedding_losses(key, ref, ks, rs, kt, rt, generator))
+                for key, ref, ks, rs, kt, rt in pairs
+            ]
         )
         loss_embed, loss_aux = losses.mean(dim=0)
         return loss_embed, loss_aux
@@ -196,7 +207,7 @@ class QDTrackModel(nn.Module):
         targets = track_targets(
             key_targets.track_ids[key_sample.pos_gt_indices], ref_ids, ref_sample.is_positive
         )
-        # Raw dot products of unnormalised embeddings overflow half precision (pitfall P7).
+        # Raw dot products of unnormalised embeddings overflow half precision (docs/method.md §8.7).
         with torch.autocast(key_embeds.device.type, enabled=False):
             key, ref = key_embeds.float(), ref_embeds.float()
             similarity = key @ ref.T
@@ -219,7 +230,7 @@ class QDTrackModel(nn.Module):
         """Detections with embeddings for a (B, 3, H, W) [0, 1] batch; boxes in its pixels.
 
         The final boxes (after score threshold and NMS) are embedded with the embedding head's
-        own RoI extractor; no sampling happens at test time (spec §1.3 "Test").
+        own RoI extractor; no sampling happens at test time (docs/method.md §1.3, "Test time").
         """
         image_list, features = self.detector.extract_features(images)
         detections = self.detector.detect(image_list, features)

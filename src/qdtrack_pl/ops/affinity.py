@@ -1,9 +1,9 @@
-"""Similarity between detection embeddings and memory embeddings (reference spec 3.2 and 3.3).
+"""Similarity between detection embeddings and memory embeddings (docs/method.md §3.2, §3.3).
 
 QDTrack scores with **unnormalised** dot products, exactly as in training: the embedding norm acts
-as an inverse temperature (pitfall P7). ``AFFINITIES`` maps the tracker's ``match_metric`` names to
-these functions; every function takes ``(det_embeds (N, D), memo_embeds (M, D))`` and returns
-``(N, M)``.
+as an inverse temperature (docs/method.md §8.7). ``AFFINITIES`` maps the tracker's
+``match_metric`` names to these functions; every function takes ``(det_embeds (N, D),
+memo_embeds (M, D))`` and returns ``(N, M)``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def class_masked_bisoftmax(
 
     Each normalisation is evaluated shifted by its row's / column's largest dot product (floored
     at 0: ``exp(F - s) / (sum exp(F - s) + eps * exp(-s))`` equals the original), so dot products
-    beyond ~88, where the original overflows float32 to NaN (pitfall P7), stay finite.
+    beyond ~88, where the original overflows float32 to NaN (docs/method.md §8.7), stay finite.
     """
     feats = torch.mm(det_embeds, memo_embeds.t()).masked_fill(~same_class, float("-inf"))
     if feats.numel() == 0:

@@ -1,4 +1,4 @@
-"""Greedy assignment in row order (spec 3.2 step 4).
+"""Greedy assignment in row order (docs/method.md §3.2 step 4).
 
 The trackers walk detections in rank order; each takes its best memory column among those not yet
 claimed and claims it when the affinity beats a threshold and the pair may claim. The walk is

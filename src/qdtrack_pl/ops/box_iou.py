@@ -26,7 +26,7 @@ def box_iou(boxes1: np.ndarray, boxes2: np.ndarray, eps: float = UNION_EPS) -> n
     area1 = (x2 - x1) * (y2 - y1)
     area2 = (u2 - u1) * (v2 - v1)
     # in-place steps (same operations, fewer (N, M) temporaries)
-    overlap = np.minimum(x2, u2)
+    overlap: np.ndarray = np.minimum(x2, u2)
     overlap -= np.maximum(x1, u1)
     np.maximum(overlap, 0, out=overlap)  # width
     height = np.minimum(y2, v2)

@@ -1,4 +1,6 @@
-"""Rank-ordered suppression: which boxes overlap a higher-ranked box too much (spec 3.2 step 2).
+"""Rank-ordered suppression: which boxes overlap a higher-ranked box too much.
+
+docs/method.md §3.2 step 2.
 
 QDTrack's duplicate removal, its backdrop NMS and the TAO distractor NMS all share one rule:
 walking boxes in rank order, box ``i`` is dropped if its IoU with **any** box ranked above it
@@ -91,4 +93,5 @@ def deduplicated_rank_order(
     order = np.argsort(-scores, kind="mergesort")
     overlap = higher_ranked_overlap(boxes[order], None)
     duplicate = is_duplicate(overlap, scores[order], obj_score_thr, low_score_iou_thr, iou_thr)
-    return order[~duplicate]
+    kept: np.ndarray = order[~duplicate]
+    return kept

@@ -1,8 +1,9 @@
-"""Quasi-dense similarity losses (reference spec §2) and their key x reference target matrix.
+"""Quasi-dense similarity losses (docs/method.md §2) and their key x reference target matrix.
 
 Both losses take one image's (K, R) similarity matrix between the K sampled key positives and the
 R sampled reference boxes, and 0/1 targets from :func:`track_targets`. Empty or degenerate inputs
-return a zero that stays attached to the graph, so ``backward()`` always works (pitfall P4).
+return a zero that stays attached to the graph, so ``backward()`` always works
+(docs/method.md §8.4).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ _MASKED_LOGIT = -0.25 * torch.finfo(torch.float32).max
 
 def track_targets(key_track_ids: Tensor, ref_track_ids: Tensor, ref_is_positive: Tensor) -> Tensor:
     """(K, R) float 0/1: entry (i, j) = 1 iff reference sample j is a positive whose GT has the
-    same track id as the GT of key sample i (spec §1.3 step 5).
+    same track id as the GT of key sample i (docs/method.md §1.3 step 5).
 
-    Identity is compared through track ids carried to the end of the pipeline (pitfall P3).
+    Identity is compared through track ids carried to the end of the pipeline (docs/method.md §8.3).
     Negative track ids mean "no identity" and never match.
     """
     if key_track_ids.dim() != 1 or ref_track_ids.shape != ref_is_positive.shape:
@@ -50,12 +51,12 @@ def _masked_logsumexp(values: Tensor, mask: Tensor) -> Tensor:
 def multi_positive_cross_entropy(
     similarity: Tensor, targets: Tensor, loss_weight: float = 0.25, eps: float = 1e-5
 ) -> Tensor:
-    """Multi-positive cross-entropy, the paper's L_embed.
+    """Multi-positive cross-entropy, the paper's L_embed (docs/method.md §2.2).
 
     l_i = log(1 + sum_{p in P_i} sum_{n in N_i} exp(s_in - s_ip)). The double sum factorises into
     (sum_n e^{s_n}) (sum_p e^{-s_p}), so l_i = softplus(LSE_n s + LSE_p (-s)) in O(K R) instead of
     mmdet's O(K R^2). Rows without a positive get weight 0; the loss is
-    ``loss_weight * sum_i w_i l_i / max(sum_i w_i, eps)``. Computed in float32 (pitfall P7).
+    ``loss_weight * sum_i w_i l_i / max(sum_i w_i, eps)``. Computed in float32 (§8.7).
     """
     _check_pair(similarity, targets)
     if similarity.numel() == 0:

@@ -1,4 +1,4 @@
-"""RoI assignment and sampling for the embedding branch (reference spec §1.3 step 3).
+"""RoI assignment and sampling for the embedding branch (docs/method.md §1.3 step 3).
 
 One image at a time, fully vectorised over proposals: MaxIoU assignment, GT boxes added as
 proposals, an instance-balanced positive sampler and a random or IoU-balanced negative sampler,
@@ -18,6 +18,8 @@ NEGATIVE = -1  # assigned to no GT: background
 IGNORED = -2  # IoU between the negative and positive thresholds: neither positive nor negative
 
 NegativeSampler = Literal["random", "iou_balanced"]
+SamplingMode = Literal["quasi_dense", "sparse"]
+SAMPLING_MODES = ("quasi_dense", "sparse")
 
 
 class RoISample(NamedTuple):
@@ -170,11 +172,15 @@ def iou_balanced_negatives(
 
 
 class EmbeddingRoISampler:
-    """Assign and sample the RoIs of one image for the embedding head (spec §1.3 step 3).
+    """Assign and sample the RoIs of one image for the embedding head (docs/method.md §1.3 step 3).
 
     Paper defaults: MaxIoU 0.7 / 0.3 (MOT17 uses ``neg_iou_thr=0.5``), GT boxes added as
     proposals, 256 RoIs, half positive, at most 3 negatives per positive, instance-balanced
     positives, random negatives (BDD100K: ``negative_sampler="iou_balanced"``).
+
+    ``mode="sparse"`` is the baseline the paper argues against (docs/method.md §9): the GT boxes
+    alone, each the one positive of its own GT, no proposals and no negatives, so that a key
+    object is contrasted only with the other annotated objects of the reference frame.
     """
 
     def __init__(
@@ -189,7 +195,10 @@ class EmbeddingRoISampler:
         num_bins: int = 3,
         floor_thr: float = -1.0,
         floor_fraction: float = 0.0,
+        mode: SamplingMode = "quasi_dense",
     ) -> None:
+        if mode not in SAMPLING_MODES:
+            raise ValueError(f"mode must be one of {SAMPLING_MODES}, got {mode!r}")
         if neg_iou_thr > pos_iou_thr:
             raise ValueError(
                 f"neg_iou_thr ({neg_iou_thr}) must not exceed pos_iou_thr ({pos_iou_thr})"
@@ -210,6 +219,7 @@ class EmbeddingRoISampler:
         self.num_bins = num_bins
         self.floor_thr = floor_thr
         self.floor_fraction = floor_fraction
+        self.mode = mode
 
     def __call__(
         self, proposals: Tensor, gt_boxes: Tensor, generator: torch.Generator | None = None
@@ -217,6 +227,9 @@ class EmbeddingRoISampler:
         """Sample from ``proposals`` (N, 4) against ``gt_boxes`` (G, 4), both xyxy."""
         proposals = proposals.detach()
         gt_boxes = gt_boxes.detach().to(proposals.dtype)
+        if self.mode == "sparse":
+            gt_indices = torch.arange(gt_boxes.shape[0], device=gt_boxes.device)
+            return RoISample(gt_boxes, gt_indices, gt_boxes.new_zeros((0, 4)))
         assigned, max_iou = max_iou_assign(proposals, gt_boxes, self.pos_iou_thr, self.neg_iou_thr)
         if self.add_gt_as_proposals and gt_boxes.shape[0] > 0:
             # Each GT box is a positive of its own GT, as mmdet's ``add_gt_`` does.

@@ -1,4 +1,4 @@
-"""Tracker memory: live tracks plus a short ring of backdrops (spec 3.2 state).
+"""Tracker memory: live tracks plus a short ring of backdrops (docs/method.md §3.2, State).
 
 Life cycle of a track: **born** -> **tracked** in every frame it is matched (``last_frame`` = that
 frame) -> **lost** while ``frame - last_frame`` is below the memory length (still matchable, not
@@ -98,7 +98,8 @@ class TrackMemory:
 
     def ids_or_untracked(self, rows: np.ndarray) -> np.ndarray:
         """Track id of each memory row in ``rows``; ``UNTRACKED`` where ``rows`` is -1."""
-        return np.append(self.ids, UNTRACKED)[rows]  # row -1 picks the appended UNTRACKED
+        ids: np.ndarray = np.append(self.ids, UNTRACKED)[rows]  # row -1: the appended UNTRACKED
+        return ids
 
     def commit(
         self,
@@ -172,7 +173,7 @@ def _commit(
     frame_id: int,
     momentum: float,
     max_age: int,
-) -> tuple[tuple, tuple, int, int]:
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], int, int]:
     """``TrackMemory.commit`` as one compiled pass. Returns the new track (ids, boxes,
     last_frame) and bank (embeds, labels) tables, the number born and the number of new
     backdrops. Rows: surviving tracks in their order, newborns and then new backdrops in detection

@@ -1,11 +1,11 @@
-"""QDTrack's tracker for MOT17 / BDD100K (``QuasiDenseEmbedTracker``, reference spec 3.1-3.2).
+"""QDTrack's tracker for MOT17 / BDD100K (``QuasiDenseEmbedTracker``, docs/method.md §3.1-3.2).
 
-Every subtlety of pitfall P8 is kept: class-agnostic duplicate removal that also compares against
-already-dropped boxes; backdrops inside the softmax; matching only when a live track exists;
-low-score detections that strongly match a track are suppressed (-2), not kept as backdrops; the
-new embedding weighs ``memo_momentum``; tracks die when ``frame - last_frame >=
-memo_tracklet_frames``; only tracks matched in the current frame are output. The memory resets at
-every ``frame_id == 0`` (P2) and ids restart from 0 per video.
+Every subtlety of docs/method.md §8.8 is kept: class-agnostic duplicate removal that also compares
+against already-dropped boxes; backdrops inside the softmax; matching only when a live track exists;
+low-score detections that strongly match a track are suppressed (-2), not kept as backdrops; the new
+embedding weighs ``memo_momentum``; tracks die when ``frame - last_frame >= memo_tracklet_frames``;
+only tracks matched in the current frame are output. The memory resets at every ``frame_id == 0``
+(§8.2) and ids restart from 0 per video.
 
 The frame is processed on the host (``ops.host`` says why): the sequential decisions (ranking and
 duplicate removal, greedy matching, suppression, births, backdrops) are compiled loops over numpy
@@ -41,7 +41,7 @@ class _Thresholds(NamedTuple):
 
 
 class QDTracker(MemoryTracker):
-    """Quasi-dense embedding tracker; keyword defaults are the class defaults of spec 3.1."""
+    """Quasi-dense embedding tracker; keyword defaults: the class defaults, docs/method.md §3.1."""
 
     def __init__(
         self,
@@ -110,9 +110,10 @@ class QDTracker(MemoryTracker):
 
         # 3. affinity to tracks + backdrops, only if a live track exists (else no column)
         bank = self.memory.bank
+        affinity: np.ndarray
         if len(order) and not self.memory.is_empty:
-            affinity = self._affinity(torch.from_numpy(embeds), torch.from_numpy(bank.embeds))
-            affinity = affinity.numpy()
+            scores_t = self._affinity(torch.from_numpy(embeds), torch.from_numpy(bank.embeds))
+            affinity = scores_t.numpy()
         else:
             affinity = np.zeros((len(order), 0), dtype=embeds.dtype)
 
@@ -195,7 +196,7 @@ def _associate(
         if claimed[i] >= 0:
             ids[i] = track_ids[claimed[i]]
         elif best[i] > suppress and 0 <= best_col[i] < num_tracks:
-            continue  # strongly matches a live track it may not claim: -2 in the spec, dropped
+            continue  # strongly matches a live track it may not claim: -2 upstream, dropped
         elif scores[i] > init:
             ids[i], born[i] = next_id, True
             next_id += 1

@@ -9,7 +9,7 @@ from qdtrack_pl.tracking.iou import IoUTracker
 from qdtrack_pl.tracking.qdtrack import QDTracker
 from qdtrack_pl.tracking.tao import TaoTracker
 
-TRACKERS: dict[str, type] = {
+TRACKERS: dict[str, type[Tracker]] = {
     "qdtrack": QDTracker,
     "tao": TaoTracker,
     "iou": IoUTracker,
@@ -22,4 +22,5 @@ def build_tracker(name: str, **kwargs: Any) -> Tracker:
         tracker_cls = TRACKERS[name]
     except KeyError:
         raise ValueError(f"unknown tracker {name!r}; expected one of {sorted(TRACKERS)}") from None
-    return tracker_cls(**kwargs)
+    tracker: Tracker = tracker_cls(**kwargs)
+    return tracker

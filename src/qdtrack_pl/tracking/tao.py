@@ -1,4 +1,4 @@
-"""QDTrack's tracker for TAO (``TaoTracker``, reference spec 3.3).
+"""QDTrack's tracker for TAO (``TaoTracker``, docs/method.md §3.3).
 
 Differences from ``QDTracker``: no backdrops; detections are taken in the order given (the
 detector's multi-class NMS already sorts them by score); a *same-class* distractor NMS on low-score
@@ -25,7 +25,7 @@ SCORE_COLUMN = 4  # track boxes are stored as (x1, y1, x2, y2, score), mmdet's c
 
 
 class TaoTracker(MemoryTracker):
-    """TAO tracker; keyword defaults are the values of ``configs/tao`` (spec 3.3)."""
+    """TAO tracker; keyword defaults are the values of ``configs/tao`` (docs/method.md §3.3)."""
 
     def __init__(
         self,

@@ -13,13 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qdtrack_pl.data.formats.mot import read_seqinfo
 from qdtrack_pl.data.loading.frames import FrameSource
 from qdtrack_pl.eval.mot_results import TrackResults, read_mot_results
 from qdtrack_pl.vis.draw import draw_tracks
 from qdtrack_pl.vis.video import write_video
-
-SEQINFO = "seqinfo.ini"
 
 
 def rows_of_frame(results: TrackResults, frame_index: int) -> TrackResults:
@@ -69,14 +66,10 @@ def _label(image: np.ndarray, text: str) -> np.ndarray:
 
 def sequence_source(path: str | Path) -> tuple[FrameSource, float | None]:
     """Frames of ``path`` and their frame rate if known: a MOTChallenge sequence folder
-    (``seqinfo.ini`` names the image folder and frame rate), an image folder or a video file."""
-    path = Path(path)
-    info_path = path / SEQINFO
-    if path.is_dir() and info_path.is_file():
-        info = read_seqinfo(info_path)
-        return FrameSource(path / info.im_dir), info.frame_rate
-    source = FrameSource(path)
-    return source, (None if path.is_dir() else source.fps())
+    (``seqinfo.ini`` names the image folder and frame rate), an image folder or a video file
+    (:meth:`FrameSource.open`)."""
+    source = FrameSource.open(path)
+    return source, source.known_fps()
 
 
 def write_tracks_video(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
+from numpy.typing import ArrayLike
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
@@ -18,13 +19,16 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> P
         raise ValueError(f"fps must be positive, got {fps}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".gif":
-        images = list(frames)
+        images: list[ArrayLike] = list(frames)
         imageio.mimsave(path, images, duration=1000.0 / fps, loop=0)
         return path
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"{path}: unknown video format; use one of {VIDEO_SUFFIXES + ('.gif',)}")
     # macro_block_size=1 keeps odd frame sizes (ffmpeg would otherwise resize them).
-    with imageio.get_writer(path, fps=fps, macro_block_size=1) as writer:
+    writer = imageio.get_writer(path, fps=fps, macro_block_size=1)
+    try:
         for frame in frames:
             writer.append_data(frame)
+    finally:
+        writer.close()
     return path

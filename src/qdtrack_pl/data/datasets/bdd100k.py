@@ -1,10 +1,13 @@
 """BDD100K readers: MOT box-track labels (one scalabel json per video) and det labels (static).
 
-Class rules follow the official toolkit's ``box_track`` conversion (reference spec 4.5):
-the 8 evaluated classes in the toolkit's json order (P11), ``other person`` / ``other vehicle`` /
+Class rules follow the official toolkit's ``box_track`` conversion (docs/method.md §4.5):
+the 8 evaluated classes in the toolkit's json order (§8.11), ``other person`` / ``other vehicle`` /
 ``trailer`` kept as ignore regions of pedestrian / car / truck (``IGNORE_MAP``), the ``crowd``
-attribute turned into an ignore region, traffic lights and signs dropped. Ignore regions only
-matter for evaluation; training drops them.
+attribute turned into an ignore region, traffic lights and signs dropped. Older category names
+are renamed first by the config's [name_mapping] (person -> pedestrian, bike -> bicycle, motor ->
+motorcycle, van and caravan -> car; ``NAME_MAP``). Ignore regions only matter for evaluation;
+training drops them. Label ids may be strings or integers, or a mix: each is read as its string
+(so ``1`` and ``"1"`` are the same track) and made dense per video.
 """
 
 from __future__ import annotations
@@ -33,6 +36,16 @@ BDD100K_CLASSES: tuple[str, ...] = (
     "motorcycle",
     "bicycle",
 )
+# The official BDD100K box_track config (bdd100k/configs/box_track.toml): [name_mapping] renames
+# older category names into the 8 classes, [ignored_mapping] turns three categories into ignore
+# regions of a class.
+NAME_MAP: dict[str, str] = {
+    "person": "pedestrian",
+    "bike": "bicycle",
+    "motor": "motorcycle",
+    "van": "car",
+    "caravan": "car",
+}
 IGNORE_MAP: dict[str, str] = {
     "other person": "pedestrian",
     "other vehicle": "car",
@@ -57,6 +70,26 @@ class _Tally:
     unknown: Counter = field(default_factory=Counter)  # names not in the BDD vocabulary
 
 
+KNOWN_CATEGORIES: tuple[str, ...] = (
+    BDD100K_CLASSES + tuple(NAME_MAP) + tuple(IGNORE_MAP) + tuple(sorted(DROPPED_CATEGORIES))
+)
+
+
+def resolve_category(category: str) -> tuple[str | None, bool]:
+    """``(class name, is an ignore region)`` of a BDD category under the box_track config:
+    ``person`` -> ``pedestrian`` etc. ([name_mapping]), ``other person`` -> an ignore region of
+    ``pedestrian`` etc. ([ignored_mapping]); traffic lights and signs give ``(None, False)``
+    (dropped). A name outside all of these raises ``KeyError``."""
+    if category in DROPPED_CATEGORIES:
+        return None, False
+    name = NAME_MAP.get(category, category)
+    if name in IGNORE_MAP:
+        return IGNORE_MAP[name], True
+    if name in BDD100K_CLASSES:
+        return name, False
+    raise KeyError(category)
+
+
 def parse_labels(
     labels: list,
     where: str,
@@ -70,19 +103,19 @@ def parse_labels(
     for i, label in enumerate(labels):
         at = f"{where}: labels[{i}]"
         category = json_field(label, "category", str, at)
-        if category in DROPPED_CATEGORIES:
-            tally.dropped[category] += 1
-            continue
-        is_ignored_category = category in IGNORE_MAP
-        name = IGNORE_MAP.get(category, category)
-        if name not in BDD100K_CLASSES:
+        try:
+            name, is_ignored_category = resolve_category(category)
+        except KeyError:
             if on_unknown == "error":
                 raise DatasetFormatError(
                     f"{at}: field 'category': unknown class {category!r}; expected one of "
-                    f"{BDD100K_CLASSES + tuple(IGNORE_MAP) + tuple(sorted(DROPPED_CATEGORIES))} "
-                    f"(pass on_unknown='skip' to drop and count unknown classes)"
-                )
+                    f"{KNOWN_CATEGORIES} (pass on_unknown='skip' to drop and count unknown "
+                    "classes)"
+                ) from None
             tally.unknown[category] += 1
+            continue
+        if name is None:
+            tally.dropped[category] += 1
             continue
         box = number_box(json_field(label, "box2d", dict, at), BOX_KEYS, f"{at}: box2d")
         attributes = label.get("attributes") or {}

@@ -3,7 +3,7 @@
 The full-body ``fbox`` is the box (MMTracking's ``crowdhuman2coco``), ``tag == 'mask'`` (crowd /
 reflection regions) and ``extra.ignore == 1`` become ignore regions, and the visible ``vbox``
 gives the visibility as the visible share of the full box. Each image is its own static video with
-track ids ``arange(n)``; training pairs it with itself (reference spec 5, static-image pairs).
+track ids ``arange(n)``; training pairs it with itself (docs/method.md §4.3, static-image pairs).
 Image ids contain commas (``273271,c9db000d5146c15``); the video name swaps them for ``_`` because
 TrackEval's MOTChallenge seqmap is a CSV file, while the image path keeps the real name.
 """
@@ -86,12 +86,20 @@ def read_crowdhuman(root: Path, split: str) -> VideoIndex:
         download_url=DOWNLOAD_URL,
     )
     videos = []
+    first_line: dict[str, int] = {}  # video name -> line it first appeared on
     for line_no, line in enumerate(read_text(odgt).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{odgt}: line {line_no}"
         record = parse_json_line(line, odgt, line_no)
         image_id = field(record, "ID", str, where)
+        name = image_id.replace(",", "_")
+        seen = first_line.setdefault(name, line_no)
+        if seen != line_no:  # results are keyed by video name: two records would collide
+            raise DatasetFormatError(
+                f"{where}: field 'ID': {image_id!r} is a second record of the image of line "
+                f"{seen} (video name {name!r}); expected every image once per file"
+            )
         image_path = image_dir / f"{image_id}.jpg"
         width, height = image_size(image_path)
         frame = Frame(
@@ -102,7 +110,7 @@ def read_crowdhuman(root: Path, split: str) -> VideoIndex:
         )
         videos.append(
             Video(
-                name=image_id.replace(",", "_"),
+                name=name,
                 frames=(frame,),
                 width=width,
                 height=height,

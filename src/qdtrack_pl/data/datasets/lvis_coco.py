@@ -1,7 +1,7 @@
 """COCO-format detection jsons (LVIS v0.5 + COCO 2017 merged, TAO stage 1) -> static-image index.
 
 TAO's detector is pre-trained on LVIS v0.5 + COCO 2017 merged into one COCO-format json by the TAO
-toolkit's ``merge_coco_with_lvis.py`` (reference spec 4.5, 5). Every image becomes a one-frame
+toolkit's ``merge_coco_with_lvis.py`` (docs/method.md §4.5, §5.4). Every image becomes a one-frame
 static video: key and reference are the same image under two augmentations and the instances get
 identities 0..N-1, as for CrowdHuman. Categories are matched to the class list **by name** (the
 TAO vocabulary uses LVIS names); annotations of other categories are dropped and counted.
@@ -90,9 +90,9 @@ LVIS_DOWNLOAD_URL = "https://www.lvisdataset.org/dataset (v0.5) + https://cocoda
 
 
 class TAOPretrainDataModule(TAODataModule):
-    """TAO stage 1 (spec 5): train on LVIS v0.5 + COCO 2017 merged into one COCO-format json (the
-    TAO toolkit's ``merge_coco_with_lvis.py``) as static images in TAO's vocabulary; val and test
-    track TAO validation like :class:`TAODataModule`.
+    """TAO stage 1 (docs/method.md §5.4): train on LVIS v0.5 + COCO 2017 merged into one COCO-format
+    json (the TAO toolkit's ``merge_coco_with_lvis.py``) as static images in TAO's vocabulary; val
+    and test track TAO validation like :class:`TAODataModule`.
 
     Args:
         pretrain_json: the merged annotation json.

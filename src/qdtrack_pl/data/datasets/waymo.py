@@ -6,7 +6,7 @@ into one json per segment plus the camera jpgs, which this module reads without 
 TensorFlow dependency. Each of the five cameras of a segment is a separate video; the classes are
 vehicle / pedestrian / cyclist, signs and unknown objects are dropped (counted in ``metadata``),
 and the track id is the per-camera object id string made dense per video. Upstream QDTrack ships no
-Waymo pipeline (reference spec 4.6, P15): this layout is ours.
+Waymo pipeline (docs/method.md §4.6, §8.15): this layout is ours.
 
 Converted layout (``<root>`` = ``data.root``)::
 

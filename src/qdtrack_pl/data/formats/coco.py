@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
+from qdtrack_pl.data.errors import DatasetFormatError
 from qdtrack_pl.data.formats.json_fields import field, xywh_box
 from qdtrack_pl.data.index import FrameAnnotations
 
@@ -21,13 +22,20 @@ def frame_annotations(
     dropped: Counter,
     merged: Mapping[int, int] | None = None,
     with_track_ids: bool = True,
+    track_key: str = "track_id",
+    ignore_keys: tuple[str, ...] = ("iscrowd",),
+    visibility_key: str | None = None,
 ) -> FrameAnnotations:
     """``anns`` are ``(index in the json's annotations, record)`` pairs of one image (the index
     names a bad record in errors, at ``where``). Categories are first renamed by ``merged`` (if
     given), then mapped to class indices; the others are dropped and counted in ``dropped``.
-    ``iscrowd`` boxes become ignore regions. Identities are the ``track_id`` fields, or 0..N-1
-    for static images (``with_track_ids=False``)."""
-    boxes, track_ids, class_ids, ignore = [], [], [], []
+    A box with any of the ``ignore_keys`` flags set (``iscrowd``; CocoVID also ``ignore``) becomes
+    an ignore region. Identities are the ``track_key`` fields (TAO ``track_id``, CocoVID
+    ``instance_id``; an identity twice in one image is an error), or 0..N-1 for static images
+    (``with_track_ids=False``). ``visibility_key``, where given and present, is the visible
+    fraction in [0, 1]; otherwise visibility is 1."""
+    boxes, track_ids, class_ids, ignore, visibility = [], [], [], [], []
+    first_of_id: dict[int, int] = {}
     for i, ann in anns:
         at = f"{where}: annotations[{i}]"
         category_id = field(ann, "category_id", int, at)
@@ -38,10 +46,29 @@ def frame_annotations(
             continue
         boxes.append(xywh_box(ann, "bbox", at))
         if with_track_ids:
-            track_ids.append(field(ann, "track_id", int, at))
+            track_id = field(ann, track_key, int, at)
+            first = first_of_id.setdefault(track_id, i)
+            if first != i:
+                raise DatasetFormatError(
+                    f"{at}: field {track_key!r}: identity {track_id} appears twice in image "
+                    f"{ann.get('image_id')} (first in annotations[{first}])"
+                )
+            track_ids.append(track_id)
         class_ids.append(class_of_category[category_id])
-        ignore.append(bool(ann.get("iscrowd", 0)))
+        ignore.append(any(bool(ann.get(key, 0)) for key in ignore_keys))
+        visibility.append(_visibility(ann, visibility_key, at))
     if not boxes:
         return FrameAnnotations.empty()
     identities = track_ids if with_track_ids else range(len(boxes))
-    return FrameAnnotations.from_rows(boxes, identities, class_ids, ignore=ignore)
+    return FrameAnnotations.from_rows(boxes, identities, class_ids, visibility, ignore)
+
+
+def _visibility(ann: dict, key: str | None, where: str) -> float:
+    if key is None or key not in ann:
+        return 1.0
+    value = field(ann, key, (int, float), where)
+    if not 0.0 <= value <= 1.0:
+        raise DatasetFormatError(
+            f"{where}: field {key!r}: expected the visible fraction in [0, 1], got {value!r}"
+        )
+    return float(value)

@@ -1,10 +1,17 @@
 """MOTChallenge reader and writer.
 
 Layout: ``<root>/<seq>/seqinfo.ini``, ``<seq>/img1/000001.jpg``, ``<seq>/gt/gt.txt`` with nine
-columns ``frame, id, x, y, w, h, conf, class, visibility`` (1-based frames, ``xywh`` pixels). Which
-rows become targets, which become ignore regions and which are dropped is decided by a *class rule*
-passed by the caller, so the MOT17 pedestrian rules and the multi-class synthetic data share this
-reader.
+columns ``frame, id, x, y, w, h, conf, class, visibility`` (MOT16 / MOT17 / MOT20; 1-based frames,
+``xywh`` pixels). 2D MOT 2015 (``layout="mot15"``) has ten columns instead, ``frame, id, x, y, w,
+h, conf, x_world, y_world, z_world``: the last three are world coordinates (or -1), never a class,
+so every row is a pedestrian of visibility 1. Which rows become targets, which become ignore
+regions and which are dropped is decided by a *class rule* passed by the caller, so the benchmark
+rules and the multi-class synthetic data share this reader; each sequence logs one summary of what
+the rule kept, ignored and dropped.
+
+``seqinfo.ini`` needs ``name`` and ``seqLength``; MOT15 files often hold nothing else, so the other
+keys fall back (``imDir=img1``, ``imExt`` from the first image's file name, the image size from
+the first image's header, ``frameRate`` 30) and the reader says so once per sequence.
 
 Boxes convert as ``xyxy = (x, y, x + w, y + h)`` with no pixel offset; the result writers use the
 same convention, so evaluation compares like with like. Frame numbers become 0-based
@@ -14,20 +21,32 @@ same convention, so evaluation compares like with like. Frame numbers become 0-b
 from __future__ import annotations
 
 import configparser
+import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
+from PIL import Image
 
 from qdtrack_pl.data.errors import DatasetFormatError, read_text
 from qdtrack_pl.data.index import Frame, FrameAnnotations, Video, VideoIndex
+from qdtrack_pl.data.loading.pairs import MIN_BOX_SIDE, training_mask
+
+log = logging.getLogger(__name__)
 
 GT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility")
+MOT15_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "x_world", "y_world", "z_world")
 INTEGER_COLUMNS = frozenset({"frame", "id", "class"})
+GtLayout = Literal["mot16", "mot15"]  # nine columns with class + visibility, or MOT15's ten
+LAYOUT_COLUMNS: dict[str, tuple[str, ...]] = {"mot16": GT_COLUMNS, "mot15": MOT15_COLUMNS}
 SEQINFO_SECTION = "Sequence"
 SEQINFO_KEYS = ("name", "imDir", "frameRate", "seqLength", "imWidth", "imHeight", "imExt")
+SEQINFO_REQUIRED = ("name", "seqLength")
+DEFAULT_IM_DIR = "img1"
+DEFAULT_FRAME_RATE = 30.0  # MOT15 seqinfo files may lack it; only visualisation uses the rate
 FRAME_NAME_DIGITS = 6  # MOTChallenge image names: 000001.jpg
 MOT17_PEDESTRIAN = 1
 MOT17_DISTRACTORS = (2, 7, 8, 12)  # person on vehicle, static person, distractor, reflection
@@ -98,15 +117,17 @@ def mot17_class_rule() -> MappingClassRule:
 
 @dataclass(frozen=True)
 class SeqInfo:
-    """The fields of ``seqinfo.ini`` the reader needs."""
+    """The fields of ``seqinfo.ini`` the reader needs. ``None``: the key is not in the file (MOT15
+    files may hold only ``name`` and ``seqLength``); :func:`read_mot_sequence` fills it in."""
 
     name: str
     im_dir: str
-    frame_rate: float
+    frame_rate: float | None
     seq_length: int
-    width: int
-    height: int
-    im_ext: str
+    width: int | None
+    height: int | None
+    im_ext: str | None
+    absent: tuple[str, ...] = ()  # optional keys the file lacks, in SEQINFO_KEYS order
 
 
 class _GtRows(NamedTuple):
@@ -114,8 +135,26 @@ class _GtRows(NamedTuple):
     line_numbers: np.ndarray  # (N,) 1-based line of each row in the file
 
 
+def _seqinfo_number(section: configparser.SectionProxy, key: str, path: Path) -> int | float:
+    """A numeric key; the error names the file, the key and the text (``imWidth=640px``)."""
+    text = section[key].strip()
+    kind, expected = (
+        (float, "a positive number") if key == "frameRate" else (int, "a positive integer")
+    )
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or not np.isfinite(value):
+        raise DatasetFormatError(
+            f"{path}: [{SEQINFO_SECTION}] key '{key}': expected {expected}, got {text!r}"
+        )
+    return value
+
+
 def read_seqinfo(path: Path) -> SeqInfo:
-    """Parse ``seqinfo.ini``; every key in :data:`SEQINFO_KEYS` is required."""
+    """Parse ``seqinfo.ini``: ``name`` and ``seqLength`` are required, the other keys of
+    :data:`SEQINFO_KEYS` are optional (``None`` / the default image folder when absent)."""
     if not path.is_file():
         raise DatasetFormatError(f"missing sequence info file: expected {path}")
     parser = configparser.ConfigParser()
@@ -127,21 +166,68 @@ def read_seqinfo(path: Path) -> SeqInfo:
     if not parser.has_section(SEQINFO_SECTION):
         raise DatasetFormatError(f"{path}: missing the [{SEQINFO_SECTION}] section")
     section = parser[SEQINFO_SECTION]
-    missing = [key for key in SEQINFO_KEYS if key not in section]
+    missing = [key for key in SEQINFO_REQUIRED if key not in section]
     if missing:
         raise DatasetFormatError(f"{path}: missing keys {missing} in [{SEQINFO_SECTION}]")
-    try:
-        return SeqInfo(
-            name=section["name"],
-            im_dir=section["imDir"],
-            frame_rate=float(section["frameRate"]),
-            seq_length=int(section["seqLength"]),
-            width=int(section["imWidth"]),
-            height=int(section["imHeight"]),
-            im_ext=section["imExt"],
-        )
-    except ValueError as err:
-        raise DatasetFormatError(f"{path}: a numeric key is not a number ({err})") from err
+
+    def number(key: str) -> int | float | None:
+        return _seqinfo_number(section, key, path) if key in section else None
+
+    frame_rate, width, height = number("frameRate"), number("imWidth"), number("imHeight")
+    return SeqInfo(
+        name=section["name"].strip(),
+        im_dir=section.get("imDir", DEFAULT_IM_DIR).strip(),
+        frame_rate=None if frame_rate is None else float(frame_rate),
+        seq_length=int(_seqinfo_number(section, "seqLength", path)),
+        width=None if width is None else int(width),
+        height=None if height is None else int(height),
+        im_ext=section["imExt"].strip() if "imExt" in section else None,
+        absent=tuple(key for key in SEQINFO_KEYS if key not in section),
+    )
+
+
+def complete_seqinfo(info: SeqInfo, seq_dir: Path) -> SeqInfo:
+    """Fill what ``seqinfo.ini`` left out: the image extension from the first frame's file name,
+    the size from its header (no decoding), the frame rate with :data:`DEFAULT_FRAME_RATE`.
+    Logs one warning naming the file and the values taken, so the fallback is never silent."""
+    if not info.absent:
+        return info
+    image_dir = seq_dir / info.im_dir
+    first = f"{1:0{FRAME_NAME_DIGITS}d}"
+    im_ext = info.im_ext
+    if im_ext is None:
+        candidates = sorted(image_dir.glob(f"{first}.*")) if image_dir.is_dir() else []
+        if not candidates:
+            raise DatasetFormatError(
+                f"{seq_dir / 'seqinfo.ini'}: no imExt key and no image {first}.<ext> in "
+                f"{image_dir} to take the extension from"
+            )
+        im_ext = candidates[0].suffix
+    width, height = info.width, info.height
+    if width is None or height is None:
+        first_image = image_dir / f"{first}{im_ext}"
+        try:
+            with Image.open(first_image) as image:
+                size = image.size
+        except (FileNotFoundError, OSError) as err:
+            raise DatasetFormatError(
+                f"{seq_dir / 'seqinfo.ini'}: no imWidth/imHeight, and the first image "
+                f"{first_image} cannot be read for its size ({err})"
+            ) from None
+        width = size[0] if width is None else width
+        height = size[1] if height is None else height
+    frame_rate = DEFAULT_FRAME_RATE if info.frame_rate is None else info.frame_rate
+    log.warning(
+        "%s lacks %s; using imDir=%s imExt=%s imWidth=%d imHeight=%d (first image) frameRate=%g",
+        seq_dir / "seqinfo.ini",
+        ", ".join(info.absent),
+        info.im_dir,
+        im_ext,
+        width,
+        height,
+        frame_rate,
+    )
+    return replace(info, im_ext=im_ext, width=width, height=height, frame_rate=frame_rate)
 
 
 def write_seqinfo(info: SeqInfo, path: Path) -> None:
@@ -178,8 +264,14 @@ def _parse_field(text: str, column: str, path: Path, line_no: int) -> float:
     return value
 
 
-def read_gt_rows(path: Path) -> _GtRows:
-    """Parse ``gt.txt`` strictly: nine numeric columns per non-blank line, w and h non-negative."""
+def read_gt_rows(path: Path, layout: GtLayout = "mot16") -> _GtRows:
+    """Parse ``gt.txt`` strictly: the layout's numeric columns on every non-blank line (CRLF line
+    ends are fine), w and h non-negative, visibility in [0, 1]. Rows come back in
+    :data:`GT_COLUMNS` order; MOT15 rows (no class, no visibility) as pedestrians (class 1) of
+    visibility 1."""
+    if layout not in LAYOUT_COLUMNS:
+        raise ValueError(f"layout must be one of {sorted(LAYOUT_COLUMNS)}, got {layout!r}")
+    columns = LAYOUT_COLUMNS[layout]
     if not path.is_file():
         raise DatasetFormatError(f"missing ground-truth file: expected {path}")
     rows: list[list[float]] = []
@@ -188,14 +280,21 @@ def read_gt_rows(path: Path) -> _GtRows:
         if not line.strip():
             continue
         fields = line.split(",")
-        if len(fields) != len(GT_COLUMNS):
+        if len(fields) != len(columns):
             raise DatasetFormatError(
-                f"{path}:{line_no}: expected {len(GT_COLUMNS)} comma-separated columns "
-                f"({', '.join(GT_COLUMNS)}), got {len(fields)}"
+                f"{path}:{line_no}: expected {len(columns)} comma-separated columns "
+                f"({', '.join(columns)}), got {len(fields)}"
             )
-        row = [_parse_field(t, c, path, line_no) for t, c in zip(fields, GT_COLUMNS, strict=True)]
+        row = [_parse_field(t, c, path, line_no) for t, c in zip(fields, columns, strict=True)]
         if row[4] < 0 or row[5] < 0:
             raise DatasetFormatError(f"{path}:{line_no}: box width and height must be >= 0")
+        if layout == "mot15":
+            row = [*row[:7], float(MOT17_PEDESTRIAN), 1.0]
+        elif not 0.0 <= row[8] <= 1.0:
+            raise DatasetFormatError(
+                f"{path}:{line_no}: column 'visibility' must be in [0, 1] (the visible fraction of "
+                f"the box), got {fields[8].strip()!r}"
+            )
         rows.append(row)
         line_numbers.append(line_no)
     values = np.asarray(rows, np.float64).reshape(-1, len(GT_COLUMNS))
@@ -250,22 +349,68 @@ def _frame_annotations(
     )
 
 
+def _log_rule_summary(
+    gt_path: Path, values: np.ndarray, rule: ClassRuleResult, video: Video
+) -> None:
+    """One line per sequence: how many gt rows the class rule kept as targets or ignore regions,
+    how many it dropped (by MOT class), and how many kept rows can never be a training target
+    (narrower or shorter than a pixel, or outside the image). A warning when anything is left out,
+    so no row goes missing without a count."""
+    kept, ignore = rule.keep, rule.ignore & rule.keep
+    conf_zero = ignore & (values[:, 6] == 0)
+    dropped = Counter(int(c) for c in values[~kept, 7])
+    boxes = np.concatenate([f.annotations.boxes for f in video.frames])
+    annotations = [f.annotations for f in video.frames]
+    target = np.concatenate([training_mask(a, video.width, video.height) for a in annotations])
+    ignored_rows = np.concatenate([a.ignore for a in annotations])
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    degenerate = ~ignored_rows & ((w < MIN_BOX_SIDE) | (h < MIN_BOX_SIDE))
+    outside = ~ignored_rows & ~degenerate & ~target
+    dropped_text = ", ".join(f"class {c}: {n}" for c, n in sorted(dropped.items())) or "none"
+    message = (
+        "%s: %d rows: %d targets, %d ignore regions (conf 0: %d, ignored class or low visibility: "
+        "%d), %d dropped (%s); %d kept rows can never be training targets (%d narrower or "
+        "shorter than %g px, %d outside the %dx%d image)"
+    )
+    args = (
+        gt_path,
+        len(values),
+        int(kept.sum() - ignore.sum()),
+        int(ignore.sum()),
+        int(conf_zero.sum()),
+        int(ignore.sum() - conf_zero.sum()),
+        int((~kept).sum()),
+        dropped_text,
+        int(degenerate.sum() + outside.sum()),
+        int(degenerate.sum()),
+        MIN_BOX_SIDE,
+        int(outside.sum()),
+        video.width,
+        video.height,
+    )
+    level = logging.WARNING if dropped or degenerate.any() or outside.any() else logging.INFO
+    log.log(level, message, *args)
+
+
 def read_mot_sequence(
     seq_dir: str | Path,
     class_rule: ClassRule,
     *,
     gt_file: str = "gt/gt.txt",
     require_gt: bool = True,
+    layout: GtLayout = "mot16",
 ) -> Video:
     """Read one sequence folder into a :class:`Video`.
 
     Every frame ``1..seqLength`` becomes a :class:`Frame`, with or without gt rows. With
     ``require_gt=False`` a sequence without its gt file (a test split) reads as unannotated frames.
+    ``layout`` is the gt file's column layout (``"mot15"``: 2D MOT 2015's ten columns).
     """
     seq_dir = Path(seq_dir)
     if not seq_dir.is_dir():
         raise DatasetFormatError(f"missing sequence folder: expected {seq_dir}")
-    info = read_seqinfo(seq_dir / "seqinfo.ini")
+    info = complete_seqinfo(read_seqinfo(seq_dir / "seqinfo.ini"), seq_dir)
+    assert info.width is not None and info.height is not None and info.frame_rate is not None
     image_paths = _image_paths(seq_dir, info)
     gt_path = seq_dir / gt_file
     if not require_gt and not gt_path.exists():
@@ -274,18 +419,19 @@ def read_mot_sequence(
             for i, p in enumerate(image_paths)
         )
         return Video(info.name, frames, info.width, info.height, info.frame_rate)
-    gt = read_gt_rows(gt_path)
+    gt = read_gt_rows(gt_path, layout)
     if len(gt.values) == 0:
         raise DatasetFormatError(f"{gt_path}: the sequence has no annotations (empty file)")
     _check_frames(gt, info.seq_length, gt_path)
-    values = gt.values
-    rule = class_rule(values[:, 7].astype(np.int64), values[:, 6], values[:, 8])
+    all_values = gt.values
+    rule = class_rule(all_values[:, 7].astype(np.int64), all_values[:, 6], all_values[:, 8])
     if not rule.keep.any():
         raise DatasetFormatError(
             f"{gt_path}: the sequence has no annotations of the selected classes "
-            f"(classes present: {sorted(set(values[:, 7].astype(int).tolist()))})"
+            f"(classes present: {sorted(set(all_values[:, 7].astype(int).tolist()))})"
         )
-    values, class_ids, ignore = values[rule.keep], rule.class_ids[rule.keep], rule.ignore[rule.keep]
+    values = all_values[rule.keep]
+    class_ids, ignore = rule.class_ids[rule.keep], rule.ignore[rule.keep]
     frame_of_row = values[:, 0].astype(np.int64) - 1
     order = np.argsort(frame_of_row, kind="stable")  # group by frame, keep file order inside
     bounds = np.searchsorted(frame_of_row[order], np.arange(info.seq_length + 1))
@@ -294,18 +440,29 @@ def read_mot_sequence(
         sel = order[bounds[i] : bounds[i + 1]]
         ann = _frame_annotations(values[sel], class_ids[sel], ignore[sel])
         frames.append(Frame(i, path, ann, i + 1))
-    return Video(info.name, tuple(frames), info.width, info.height, info.frame_rate)
+    video = Video(info.name, tuple(frames), info.width, info.height, info.frame_rate)
+    _log_rule_summary(gt_path, all_values, rule, video)
+    return video
 
 
 def list_mot_sequences(root: str | Path) -> list[Path]:
-    """Sequence folders (those holding a ``seqinfo.ini``) below ``root``, sorted by name."""
+    """Sequence folders below ``root``, sorted by name. Every sub-folder must be a sequence (hold
+    a ``seqinfo.ini``): one without is an error naming it rather than a sequence silently left
+    out. Hidden folders (``.ipynb_checkpoints``, ...) are not sequences and are passed over."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(f"missing split folder: expected {root}")
-    sequences = sorted(p for p in root.iterdir() if (p / "seqinfo.ini").is_file())
-    if not sequences:
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    without = [p for p in folders if not (p / "seqinfo.ini").is_file()]
+    if without:
+        raise DatasetFormatError(
+            f"{without[0]}: sequence folder without seqinfo.ini (expected "
+            f"{without[0] / 'seqinfo.ini'}; {len(without)} of the {len(folders)} folders in {root} "
+            "lack one). Restore the file or move the folder out of the split"
+        )
+    if not folders:
         raise DatasetFormatError(f"{root}: no sequence folders (a folder with seqinfo.ini) found")
-    return sequences
+    return folders
 
 
 def read_mot_split(
@@ -317,12 +474,14 @@ def read_mot_split(
     sequences: Sequence[str] | None = None,
     gt_file: str = "gt/gt.txt",
     require_gt: bool = True,
+    layout: GtLayout = "mot16",
 ) -> VideoIndex:
     """Read every sequence below ``root`` (or only ``sequences``, in that order) into an index."""
     root = Path(root)
     seq_dirs = list_mot_sequences(root) if sequences is None else [root / s for s in sequences]
     videos = tuple(
-        read_mot_sequence(d, class_rule, gt_file=gt_file, require_gt=require_gt) for d in seq_dirs
+        read_mot_sequence(d, class_rule, gt_file=gt_file, require_gt=require_gt, layout=layout)
+        for d in seq_dirs
     )
     return VideoIndex(videos, tuple(class_names), name=name or root.name)
 

@@ -15,7 +15,7 @@ from qdtrack_pl.data.loading.sequence import FrameItem
 
 def pad_images(images: Sequence[Tensor], pad_divisor: int = 1) -> Tensor:
     """Stack CHW images into (B, C, H, W), zero-padding right and bottom to the largest size,
-    rounded up to a multiple of ``pad_divisor`` (spec §4.4 ``SeqPad``)."""
+    rounded up to a multiple of ``pad_divisor`` (docs/method.md §4.4 ``SeqPad``)."""
     height = max(im.shape[-2] for im in images)
     width = max(im.shape[-1] for im in images)
     height, width = (-(-s // pad_divisor) * pad_divisor for s in (height, width))

@@ -1,7 +1,7 @@
-"""Training pairs (docs/method.md, "Pair sampling"): every annotated frame with at least one target
+"""Training pairs (docs/method.md §4.3): every annotated frame with at least one target
 is a key; its reference is drawn uniformly from the frames within ``scope`` of it. With
 ``oversample_thr`` keys are repeated by their class repeat factor (mmdet's
-``ClassBalancedDataset``, TAO's recipe).
+``ClassBalancedDataset``, TAO's recipe; docs/method.md §4.7).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from qdtrack_pl.data.loading.transforms import AugmentParams, FrameTransform, lo
 log = logging.getLogger(__name__)
 
 
-MIN_BOX_SIDE = 1.0  # spec §4.1: boxes narrower or shorter than one pixel are not targets
+MIN_BOX_SIDE = 1.0  # docs/method.md §4.1: boxes narrower or shorter than one pixel are not targets
 
 
 SEED_HIGH = 2**62  # range of the per-item seed drawn from torch's (worker-seeded) generator
@@ -34,7 +34,7 @@ MAX_REPLACEMENTS = 16  # consecutive pairs with unreadable images before a train
 
 def training_mask(annotations: FrameAnnotations, width: int, height: int) -> np.ndarray:
     """Rows that are training targets: not ignored, at least a pixel wide and tall, and
-    overlapping the image (spec §4.1)."""
+    overlapping the image (docs/method.md §4.1)."""
     boxes = annotations.boxes
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     overlaps = (
@@ -75,7 +75,9 @@ class PairDataset(Dataset[PairItem]):
     matched loop converges to, reached without retries. When no in-scope frame shares an identity
     the key is paired with itself (a static pair), so every key instance still has its positive.
     Static videos (``Video.is_static``) always pair an image with itself and number its instances
-    ``0..N-1``, as upstream does for detection images.
+    ``0..N-1``, as upstream does for detection images, whatever ``scope``; ``scope=0`` pairs every
+    key with itself (no other frame is in scope), the rule for a dataset of static images only
+    (CrowdHuman).
 
     A pair whose key or reference image is missing or undecodable is replaced by the pair of the
     next key (same seed, so still reproducible), with a warning naming the file; the item reports
@@ -91,8 +93,10 @@ class PairDataset(Dataset[PairItem]):
         skip_nomatch: bool = True,
         oversample_thr: float | None = None,
     ) -> None:
-        if scope < 1:
-            raise ValueError(f"scope must be >= 1 frame, got {scope}")
+        if scope < 0:
+            raise ValueError(
+                f"scope must be >= 0 frames (0: every key is its own reference), got {scope}"
+            )
         self.index = index
         self.transform = transform
         self.scope = scope

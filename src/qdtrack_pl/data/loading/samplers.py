@@ -24,6 +24,17 @@ from torch.utils.data import DataLoader, DistributedSampler
 UINT64_MASK = 2**64 - 1
 
 
+def replicas_and_rank(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """``(num_replicas, rank)`` of a sampler: the given values, else those of the initialised
+    ``torch.distributed`` process group, else one process (1, 0); the rank must be in range."""
+    distributed = dist.is_available() and dist.is_initialized()
+    replicas = num_replicas or (dist.get_world_size() if distributed else 1)
+    rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
+    if not 0 <= rank < replicas:
+        raise ValueError(f"rank {rank} is outside 0..{replicas - 1}")
+    return replicas, rank
+
+
 def derived_seed(*entropy: int) -> int:
     """A 64-bit seed mixed from integers (negative seeds allowed) by numpy's ``SeedSequence``."""
     words = [int(e) & UINT64_MASK for e in entropy]
@@ -47,11 +58,7 @@ class EpochSampler(DistributedSampler):
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
-        distributed = dist.is_available() and dist.is_initialized()
-        self.num_replicas = num_replicas or (dist.get_world_size() if distributed else 1)
-        self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
-        if not 0 <= self.rank < self.num_replicas:
-            raise ValueError(f"rank {self.rank} is outside 0..{self.num_replicas - 1}")
+        self.num_replicas, self.rank = replicas_and_rank(num_replicas, rank)
         if size < 0:
             raise ValueError(f"size must be >= 0, got {size}")
         self.size = size
@@ -76,7 +83,7 @@ class EpochSampler(DistributedSampler):
         perm = (perm * math.ceil(self.total_size / self.size))[: self.total_size]
         return perm[self.rank : self.total_size : self.num_replicas]
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         start, self.start = self.start, 0
         epoch = self.epoch
         for index in self.order(epoch)[start:]:
@@ -94,6 +101,8 @@ class ResumableDataLoader(DataLoader):
     other sampler (Lightning swaps in a sequential one for ``overfit_batches``) it is a plain
     ``DataLoader`` and its state is empty.
     """
+
+    _position: list[int] | None = None  # [epoch, batches handed out] while iterating
 
     def _epoch_sampler(self) -> EpochSampler | None:
         return self.sampler if isinstance(self.sampler, EpochSampler) else None
@@ -114,7 +123,7 @@ class ResumableDataLoader(DataLoader):
         sampler = self._epoch_sampler()
         if sampler is None:
             return {}
-        position = getattr(self, "_position", None)
+        position = self._position
         if position is None:  # not iterated yet in this process: the pending position
             return {"epoch": sampler.epoch, "batches": sampler.start // (self.batch_size or 1)}
         return {"epoch": int(position[0]), "batches": int(position[1])}

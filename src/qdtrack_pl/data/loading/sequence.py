@@ -8,12 +8,12 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
-import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler
 
 from qdtrack_pl.data.errors import ImageReadError
 from qdtrack_pl.data.index import Frame, Video, VideoIndex
+from qdtrack_pl.data.loading.samplers import replicas_and_rank
 from qdtrack_pl.data.loading.transforms import FrameTransform, load_image
 
 
@@ -53,7 +53,7 @@ class SequenceDataset(Dataset[FrameItem]):
 
 
 class VideoSequenceSampler(DistributedSampler):
-    """Whole videos per rank, frames in order (spec §6 "test-time sampler").
+    """Whole videos per rank, frames in order (docs/method.md §6.5).
 
     Videos go to ranks greedily by frame count (longest first to the least loaded rank), and each
     rank visits its videos in index order. Without ``torch.distributed`` it is a plain in-order
@@ -67,11 +67,7 @@ class VideoSequenceSampler(DistributedSampler):
         num_replicas: int | None = None,
         rank: int | None = None,
     ) -> None:
-        distributed = dist.is_available() and dist.is_initialized()
-        self.num_replicas = num_replicas or (dist.get_world_size() if distributed else 1)
-        self.rank = rank if rank is not None else (dist.get_rank() if distributed else 0)
-        if not 0 <= self.rank < self.num_replicas:
-            raise ValueError(f"rank {self.rank} is outside 0..{self.num_replicas - 1}")
+        self.num_replicas, self.rank = replicas_and_rank(num_replicas, rank)
         self.epoch, self.seed, self.shuffle, self.drop_last = 0, 0, False, False
         offsets = np.concatenate([[0], np.cumsum(video_lengths)]).astype(int)
         videos = _assign_videos(video_lengths, self.num_replicas)[self.rank]

@@ -1,8 +1,8 @@
 """Image loading and the geometric/photometric augmentation shared by the key and reference frame.
 
-One :class:`AugmentParams` draw is applied to both frames of a pair (spec §4.4: resize scale, flip
-and photometric distortion are shared), so an object keeps the same look and size in both views.
-The optional random crop (MOT17: 1088x1088) is drawn for each frame on its own when
+One :class:`AugmentParams` draw is applied to both frames of a pair (docs/method.md §4.4: resize
+scale, flip and photometric distortion are shared), so an object keeps the same look and size in
+both views. The optional random crop (MOT17: 1088x1088) is drawn for each frame on its own when
 ``independent_crop`` (upstream ``share_params=False``). Inference uses the same class with no
 randomness and reports the resize factor.
 """
@@ -62,8 +62,8 @@ class PhotometricParams(NamedTuple):
 class PhotometricJitter:
     """mmdet ``PhotoMetricDistortion`` on [0, 1] images; each operation fires with ``prob``.
 
-    Defaults are the MOT17 values of spec §4.4 (brightness ±32/255, contrast and saturation
-    [0.5, 1.5], hue ±18 degrees).
+    Defaults are the MOT17 values of docs/method.md §4.4 (brightness ±32/255, contrast and
+    saturation [0.5, 1.5], hue ±18 degrees).
     """
 
     brightness_delta: float = 32 / 255

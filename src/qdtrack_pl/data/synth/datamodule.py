@@ -1,4 +1,5 @@
-"""``data=synth``: the generated dataset behind the CPU defaults, tests and tutorials."""
+"""``data=synth``: the embedded benchmark (train / val to tune / test to report), generated on
+first use, behind the CPU defaults, tests and tutorials."""
 
 from __future__ import annotations
 
@@ -9,11 +10,8 @@ from typing import Any
 from qdtrack_pl.data.datamodule import VideoDataModule
 from qdtrack_pl.data.formats.mot import read_mot_split, synth_class_rule
 from qdtrack_pl.data.index import VideoIndex
-from qdtrack_pl.data.synth.config import SynthConfig
+from qdtrack_pl.data.synth.config import SPLITS, SynthConfig
 from qdtrack_pl.data.synth.generate import ensure_synth_dataset
-
-# The generator writes train and val; "test" re-reads val (there is nothing to hold out from).
-FOLDER_OF_SPLIT = {"train": "train", "val": "val", "test": "val"}
 
 
 class SynthDataModule(VideoDataModule):
@@ -55,10 +53,10 @@ class SynthDataModule(VideoDataModule):
         self.dataset_dir()
 
     def build_index(self, split: str) -> VideoIndex:
-        if split not in FOLDER_OF_SPLIT:
-            raise ValueError(f"unknown split {split!r}; expected one of {list(FOLDER_OF_SPLIT)}")
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
         return read_mot_split(
-            self.dataset_dir() / FOLDER_OF_SPLIT[split],
+            self.dataset_dir() / split,
             synth_class_rule(len(self.class_names)),
             self.class_names,
             name=f"synth_{split}",

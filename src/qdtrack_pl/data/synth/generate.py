@@ -1,24 +1,29 @@
-"""Procedural multi-object videos in MOTChallenge layout: a tracking dataset that needs no download.
+"""The embedded benchmark: procedural multi-object videos in MOTChallenge layout, no download.
 
-Each sequence has a static textured background with unannotated clutter, 4-8 moving objects of
-several classes (distinct silhouettes and aspect ratios) and, sometimes, a static foreground
-occluder. Every object has its own texture (stripes, checker, rings or blobs over a random palette);
-some copy an earlier same-class object's look up to a little colour noise (near-duplicates), so
-identity cannot rest on colour alone. Objects move with piecewise-constant velocities, pairs of them
-are sent through one meeting point (crossings), and they cover each other by a fixed depth order.
+Each sequence is a window onto a static textured world with unannotated clutter and static
+occluders, in which 11-14 objects of several classes (distinct silhouettes and aspect ratios, each
+with its own texture: stripes, checker, rings or blobs over a random palette) move with abrupt
+turns, enter and leave, and some grow or shrink. It is built around the events where motion-only
+association fails and appearance has to carry the track (docs/benchmark.md):
+
+- long occlusions: an object goes fully behind an occluder for 10-40 frames and comes out displaced
+  (its reappearance box does not overlap the box it went in at) on a new heading;
+- look-alike encounters: pairs of one class, one palette and one size but distinct textures cross
+  or pass close to each other;
+- camera pans and shakes: the whole image shifts, by up to 16 px in a single frame;
+- abrupt speed and heading changes, objects entering and leaving, scale changes.
 
 Ground truth follows MOT17 conventions: ``visibility`` is the fraction of an object's pixels that
 are inside the image and not covered by anything in front (measured on the rendered masks); boxes
 are the object's full extent clipped to the image; objects with no pixel inside the image are not
-annotated.
-Rows with ``visibility < consider_visibility`` (fully or nearly hidden, or almost out of the image)
-are written with conf 0, MOTChallenge's "not considered" flag, which
-:func:`~qdtrack_pl.data.formats.mot.synth_class_rule` turns into ignore regions: they are neither
-training targets nor counted by the evaluation.
+annotated. Rows with ``visibility < consider_visibility`` are written with conf 0, MOTChallenge's
+"not considered" flag, which :func:`~qdtrack_pl.data.formats.mot.synth_class_rule` turns into
+ignore regions: neither training targets nor counted by the evaluation.
 
 Datasets are generated on first use into ``<root>/synth-<hash of the config>/`` (built in a
 temporary folder and renamed, so an interrupted run leaves no half cache), with a ``meta.json``
-describing every object, crossing and hiding event for tests and inspection.
+holding every planned event per sequence and the event statistics measured on each split's ground
+truth (:mod:`qdtrack_pl.data.synth.events`).
 """
 
 from __future__ import annotations
@@ -47,13 +52,23 @@ from qdtrack_pl.data.synth.config import (
     SPLITS,
     SynthConfig,
 )
+from qdtrack_pl.data.synth.events import split_statistics
 from qdtrack_pl.data.synth.motion import (
-    plan_motion,
+    CameraPath,
+    Track,
+    camera_path,
+    encounter,
+    hidden_track,
+    plan_hide,
+    scale_profile,
+    trajectory,
+    view_point,
 )
 from qdtrack_pl.data.synth.render import (
     MAX_UINT8,
     MIN_SPRITE_SIDE,
     OCCLUDER_SATURATION,
+    PATTERNS,
     Appearance,
     Layer,
     Sprite,
@@ -68,14 +83,25 @@ from qdtrack_pl.data.synth.render import (
 class SynthObject(NamedTuple):
     track_id: int  # 1-based MOT id
     class_id: int  # 0-based into SynthConfig.classes
-    sprite: Sprite
-    centres: np.ndarray  # (T, 2) float x, y per frame
-    duplicate_of: int | None  # track id whose appearance this one copies
+    look: Appearance
+    size: tuple[int, int]  # width, height at scale 1
+    centres: np.ndarray  # (T, 2) float world centres
+    scales: np.ndarray  # (T,) size factor per frame
+    lookalike_of: int | None  # track id whose class, palette and size this one shares
 
 
 class Occluder(NamedTuple):
-    box: tuple[int, int, int, int]  # x1, y1, x2, y2 pixels
+    box: tuple[int, int, int, int]  # world x1, y1, x2, y2 pixels
     rgb: np.ndarray  # (y2 - y1, x2 - x1, 3) uint8
+
+
+class Scene(NamedTuple):
+    """Everything one sequence shows, planned before any pixel is drawn."""
+
+    camera: CameraPath
+    objects: list[SynthObject]
+    occluders: list[Occluder]
+    events: dict  # planned encounters, hides and turns, for meta.json
 
 
 def _object_size(cfg: SynthConfig, kind: str, rng: np.random.Generator) -> tuple[int, int]:
@@ -87,115 +113,128 @@ def _object_size(cfg: SynthConfig, kind: str, rng: np.random.Generator) -> tuple
     return max(MIN_SPRITE_SIDE, round(width)), max(MIN_SPRITE_SIDE, round(height))
 
 
-def _copy_look(
-    cfg: SynthConfig, rng: np.random.Generator, look: Appearance, size: tuple[int, int]
-) -> tuple[Appearance, tuple[int, int]]:
-    """A near-duplicate: the same pattern with a little palette noise and size jitter."""
-    noise = rng.normal(0, cfg.duplicate_colour_noise, look.palette.shape)
-    jitter = 1 + rng.uniform(-cfg.duplicate_size_jitter, cfg.duplicate_size_jitter)
-    new_size = tuple(max(MIN_SPRITE_SIDE, round(side * jitter)) for side in size)
-    return look._replace(palette=np.clip(look.palette + noise, 0, MAX_UINT8)), new_size
+def _lookalike(cfg: SynthConfig, look: Appearance, rng: np.random.Generator) -> Appearance:
+    """The same palette under a different texture: alike in colour, class and size, told apart
+    only by the pattern."""
+    fresh = random_appearance(cfg, rng)
+    others = [p for p in PATTERNS if p != look.pattern]
+    return fresh._replace(palette=look.palette, pattern=str(rng.choice(others)))
 
 
-def _make_objects(
-    cfg: SynthConfig, rng: np.random.Generator, length: int
-) -> tuple[list[SynthObject], list[dict]]:
-    """The objects of one sequence (with their trajectories) and the planned crossings."""
+def _plan_scene(cfg: SynthConfig, rng: np.random.Generator, length: int) -> Scene:
+    """Camera, then look-alike encounter pairs, then long occlusions, then free objects."""
+    camera = camera_path(cfg, rng, length)
     num_objects = int(rng.integers(cfg.objects_range[0], cfg.objects_range[1] + 1))
-    trajectories, crossings = plan_motion(cfg, rng, num_objects, length)
-    looks: dict[int, tuple[int, Appearance, tuple[int, int]]] = {}  # track id -> class, look, size
-    objects = []
-    for track_id, centres in enumerate(trajectories, start=1):
+    objects: list[SynthObject] = []
+    encounters, hides, occluders = [], [], []
+    turns = 0
+    still = np.ones(length)
+
+    def add(
+        class_id: int,
+        look: Appearance,
+        size: tuple[int, int],
+        track: Track,
+        scales: np.ndarray,
+        lookalike_of: int | None = None,
+    ) -> int:
+        nonlocal turns
+        turns += track.turns
+        track_id = len(objects) + 1
+        objects.append(
+            SynthObject(track_id, class_id, look, size, track.centres, scales, lookalike_of)
+        )
+        return track_id
+
+    for _ in range(min(cfg.encounter_pairs, num_objects // 2)):
         class_id = int(rng.integers(len(cfg.classes)))
-        same_class = [i for i, (c, _, _) in looks.items() if c == class_id]
-        duplicate_of = None
-        if same_class and rng.random() < cfg.near_duplicate_prob:
-            duplicate_of = same_class[int(rng.integers(len(same_class)))]
-            look, size = _copy_look(cfg, rng, *looks[duplicate_of][1:])
-        else:
-            look = random_appearance(cfg, rng)
-            size = _object_size(cfg, cfg.classes[class_id], rng)
-        looks[track_id] = (class_id, look, size)
-        sprite = render_sprite(cfg.classes[class_id], look, *size)
-        objects.append(SynthObject(track_id, class_id, sprite, centres, duplicate_of))
-    return objects, crossings
+        size = _object_size(cfg, cfg.classes[class_id], rng)
+        look = random_appearance(cfg, rng)
+        first, second, event = encounter(cfg, rng, camera, length, max(size))
+        a = add(class_id, look, size, first, still)
+        b = add(class_id, _lookalike(cfg, look, rng), size, second, still, lookalike_of=a)
+        encounters.append({"track_ids": [a, b], **event})
+
+    for _ in range(int(rng.integers(cfg.hides_range[0], cfg.hides_range[1] + 1))):
+        if len(objects) >= num_objects:
+            break
+        class_id = int(rng.integers(len(cfg.classes)))
+        size = _object_size(cfg, cfg.classes[class_id], rng)
+        scale = cfg.hidden_max_side / max(size)
+        if scale < 1:  # only objects small enough for a modest occluder hide
+            size = (
+                max(MIN_SPRITE_SIDE, int(size[0] * scale)),
+                max(MIN_SPRITE_SIDE, int(size[1] * scale)),
+            )
+        plan = plan_hide(cfg, rng, camera, length, size)
+        if plan is None:
+            continue
+        track_id = add(
+            class_id, random_appearance(cfg, rng), size, hidden_track(cfg, rng, length, plan), still
+        )
+        x1, y1, x2, y2 = plan.occluder
+        occluders.append(
+            Occluder(plan.occluder, textured_patch(rng, y2 - y1, x2 - x1, OCCLUDER_SATURATION))
+        )
+        hides.append(
+            {
+                "track_id": track_id,
+                "start": plan.start,
+                "frames": plan.frames,
+                "occluder": list(plan.occluder),
+            }
+        )
+
+    while len(objects) < num_objects:
+        class_id = int(rng.integers(len(cfg.classes)))
+        size = _object_size(cfg, cfg.classes[class_id], rng)
+        anchor_frame = int(rng.integers(length))
+        anchor = view_point(cfg, rng, camera, anchor_frame, cfg.size_range[0] / 2)
+        track = trajectory(cfg, rng, length, (anchor_frame, anchor), rng.uniform(0, 2 * np.pi))
+        scales, _ = scale_profile(cfg, rng, length)
+        add(class_id, random_appearance(cfg, rng), size, track, scales)
+
+    events = {
+        "encounters": encounters,
+        "hides": hides,
+        "turns": turns,
+        "pans": camera.pans,
+        "shakes": camera.shakes,
+    }
+    return Scene(camera, objects, occluders, events)
 
 
-def _boxes(obj: SynthObject) -> np.ndarray:
-    """(T, 4) integer full-extent boxes, the sprite's top-left rounded from the centre."""
-    h, w = obj.sprite.mask.shape
-    top_left = np.round(obj.centres - np.array([w, h]) / 2).astype(np.int64)
-    return np.concatenate([top_left, top_left + np.array([w, h])], axis=1)
+class _Sprites:
+    """Each object's sprite at each integer size it takes, rendered once."""
 
+    def __init__(self, cfg: SynthConfig) -> None:
+        self.cfg = cfg
+        self.cache: dict[tuple[int, int, int], Sprite] = {}
 
-def _inside_image(boxes: np.ndarray, cfg: SynthConfig) -> np.ndarray:
-    """Which (N, 4) boxes lie entirely inside the image."""
-    return (boxes[:, :2] >= 0).all(1) & (boxes[:, 2] <= cfg.width) & (boxes[:, 3] <= cfg.height)
-
-
-def _disjoint(boxes: np.ndarray, rect: np.ndarray) -> np.ndarray:
-    """Which (N, 4) boxes do not overlap ``rect``."""
-    return (
-        (boxes[:, 2] <= rect[0])
-        | (boxes[:, 0] >= rect[2])
-        | (boxes[:, 3] <= rect[1])
-        | (boxes[:, 1] >= rect[3])
-    )
-
-
-def _occluder_rect(path: np.ndarray, cfg: SynthConfig) -> np.ndarray | None:
-    """The union of ``path``'s boxes grown by the margin, or None when it exceeds the size cap."""
-    margin = cfg.occluder_margin
-    rect = np.concatenate([path[:, :2].min(0) - margin, path[:, 2:].max(0) + margin])
-    rect = np.clip(rect, 0, [cfg.width, cfg.height, cfg.width, cfg.height])
-    area = (rect[2] - rect[0]) * (rect[3] - rect[1])
-    return None if area > cfg.max_occluder_area * cfg.width * cfg.height else rect
-
-
-def _plan_hiding(
-    cfg: SynthConfig, rng: np.random.Generator, objects: list[SynthObject]
-) -> tuple[Occluder | None, dict | None]:
-    """A static occluder over one of the smaller objects' path while it is inside the image, placed
-    so the object is fully in the image and clear of the occluder at some frame before and some
-    frame after (it re-appears)."""
-    if rng.random() >= cfg.hide_prob:
-        return None, None
-    by_area = sorted(objects, key=lambda o: o.sprite.mask.size)
-    candidates = by_area[: max(1, len(by_area) // 2)]
-    for obj in (candidates[i] for i in rng.permutation(len(candidates))):
-        boxes = _boxes(obj)
-        inside = _inside_image(boxes, cfg)
-        frames = int(rng.integers(cfg.hide_frames_range[0], cfg.hide_frames_range[1] + 1))
-        for start in rng.permutation(np.arange(1, len(boxes) - frames)):
-            window = slice(start, start + frames)
-            rect = _occluder_rect(boxes[window], cfg) if inside[window].all() else None
-            if rect is None:
-                continue
-            clear = inside & _disjoint(boxes, rect)
-            if clear[:start].any() and clear[start + frames :].any():
-                x1, y1, x2, y2 = (int(v) for v in rect)
-                patch = textured_patch(rng, y2 - y1, x2 - x1, OCCLUDER_SATURATION)
-                event = {"track_id": obj.track_id, "start": int(start), "frames": frames}
-                return Occluder((x1, y1, x2, y2), patch), {**event, "box": [x1, y1, x2, y2]}
-    return None, None
+    def __call__(self, obj: SynthObject, t: int) -> Sprite:
+        width, height = (max(MIN_SPRITE_SIDE, round(s * obj.scales[t])) for s in obj.size)
+        key = (obj.track_id, width, height)
+        if key not in self.cache:
+            kind = self.cfg.classes[obj.class_id]
+            self.cache[key] = render_sprite(kind, obj.look, width, height)
+        return self.cache[key]
 
 
 def _annotations(
     objects: Sequence[SynthObject],
-    boxes: Sequence[np.ndarray],
+    sprites: Sequence[Sprite],
+    boxes: np.ndarray,
     visible: np.ndarray,
     inside: np.ndarray,
     cfg: SynthConfig,
 ) -> FrameAnnotations:
-    """Rows for the objects with a pixel in the image; ``boxes`` are this frame's full extents."""
+    """Rows for the objects with a pixel in the image; ``boxes`` (N, 4) are full extents."""
     rows = np.flatnonzero(inside > 0)
-    areas = np.array([objects[i].sprite.mask.sum() for i in rows], np.float64)
+    areas = np.array([sprites[i].mask.sum() for i in rows], np.float64)
     visibility = (visible[rows] / areas).astype(np.float32)
     limits = np.array([cfg.width, cfg.height] * 2)
     return FrameAnnotations(
-        boxes=np.clip(np.stack([boxes[i] for i in rows]).reshape(-1, 4), 0, limits).astype(
-            np.float32
-        ),
+        boxes=np.clip(boxes[rows].reshape(-1, 4), 0, limits).astype(np.float32),
         track_ids=np.array([objects[i].track_id for i in rows], np.int64),
         class_ids=np.array([objects[i].class_id for i in rows], np.int64),
         visibility=visibility,
@@ -209,70 +248,90 @@ def _save_jpeg(image: np.ndarray, rng: np.random.Generator, cfg: SynthConfig, pa
     Image.fromarray(noisy).save(path, quality=cfg.jpeg_quality)
 
 
-def generate_sequence(cfg: SynthConfig, rng: np.random.Generator, name: str, seq_dir: Path) -> dict:
-    """Render one sequence into ``seq_dir`` (MOTChallenge layout); returns its meta.json entry."""
+def render_sequence(
+    cfg: SynthConfig, rng: np.random.Generator, name: str, seq_dir: Path
+) -> tuple[Video, dict]:
+    """Plan and render one sequence into ``seq_dir`` (MOTChallenge layout); returns the video and
+    its meta.json entry."""
     length = int(rng.integers(cfg.frames_range[0], cfg.frames_range[1] + 1))
-    background = background_image(cfg, rng)
-    objects, crossings = _make_objects(cfg, rng, length)
-    occluder, hiding = _plan_hiding(cfg, rng, objects)
-    draw_order = rng.permutation(len(objects))  # back to front
-    boxes = [_boxes(obj) for obj in objects]
+    margin = cfg.camera_margin
+    world = background_image(cfg, rng, cfg.width + 2 * margin, cfg.height + 2 * margin)
+    scene = _plan_scene(cfg, rng, length)
+    draw_order = rng.permutation(len(scene.objects))  # back to front; occluders in front of all
+    sprites = _Sprites(cfg)
     image_dir = seq_dir / IMAGE_DIR
     image_dir.mkdir(parents=True)
     frames = []
     for t in range(length):
+        view = np.round(scene.camera.offsets[t]).astype(np.int64)
+        background = world[view[1] : view[1] + cfg.height, view[0] : view[0] + cfg.width]
+        frame_sprites = [sprites(obj, t) for obj in scene.objects]
+        sizes = np.array([s.mask.shape[::-1] for s in frame_sprites], np.int64).reshape(-1, 2)
+        centres = np.array([obj.centres[t] for obj in scene.objects]).reshape(-1, 2)
+        top_left = np.round(centres - sizes / 2).astype(np.int64) - view
+        boxes = np.concatenate([top_left, top_left + sizes], axis=1)
         layers = [
-            Layer(objects[i].sprite.rgb, objects[i].sprite.mask, *boxes[i][t, :2], owner=int(i))
+            Layer(frame_sprites[i].rgb, frame_sprites[i].mask, *top_left[i], owner=int(i))
             for i in draw_order
         ]
-        if occluder is not None:
-            x1, y1, _, _ = occluder.box
-            layers.append(Layer(occluder.rgb, np.ones(occluder.rgb.shape[:2], bool), x1, y1, -1))
-        image, visible, inside = compose_frame(background, layers, len(objects))
+        for occluder in scene.occluders:
+            x1, y1 = np.array(occluder.box[:2]) - view
+            mask = np.ones(occluder.rgb.shape[:2], bool)
+            layers.append(Layer(occluder.rgb, mask, int(x1), int(y1), -1))
+        image, visible, inside = compose_frame(background, layers, len(scene.objects))
         path = image_dir / f"{t + 1:06d}{IMAGE_EXT}"
         _save_jpeg(image, rng, cfg, path)
-        annotations = _annotations(objects, [b[t] for b in boxes], visible, inside, cfg)
+        annotations = _annotations(scene.objects, frame_sprites, boxes, visible, inside, cfg)
         frames.append(Frame(t, path, annotations, t + 1))
     video = Video(name, tuple(frames), cfg.width, cfg.height, cfg.frame_rate)
     write_mot_sequence(video, seq_dir, im_dir=IMAGE_DIR)
-    return {
+    meta = {
         "name": name,
         "num_frames": length,
         "objects": [
             _object_meta(obj, cfg, int(np.flatnonzero(draw_order == i)[0]))
-            for i, obj in enumerate(objects)
+            for i, obj in enumerate(scene.objects)
         ],
-        "crossings": crossings,
-        "hiding": hiding,
+        **scene.events,
     }
+    return video, meta
 
 
 def _object_meta(obj: SynthObject, cfg: SynthConfig, depth: int) -> dict:
-    height, width = obj.sprite.mask.shape
     return {
         "track_id": obj.track_id,
         "class": cfg.classes[obj.class_id],
-        "width": width,
-        "height": height,
+        "width": obj.size[0],  # at scale 1 (the first frame)
+        "height": obj.size[1],
+        "scale_factor": round(float(obj.scales[-1]), 3),  # last frame's size / first frame's
+        "pattern": obj.look.pattern,
         "depth": depth,  # drawing rank: higher is in front
-        "duplicate_of": obj.duplicate_of,
+        "lookalike_of": obj.lookalike_of,
     }
 
 
 def generate_synth_dataset(cfg: SynthConfig, out_dir: Path, show_progress: bool = True) -> None:
     """Write every split of ``cfg`` below ``out_dir`` plus ``meta.json``; deterministic in cfg."""
-    meta: dict[str, Any] = {"config": dataclasses.asdict(cfg), "version": GENERATOR_VERSION}
+    meta: dict[str, Any] = {
+        "config": dataclasses.asdict(cfg),
+        "version": GENERATOR_VERSION,
+        "statistics": {},
+    }
     total = sum(cfg.num_sequences(split) for split in SPLITS)
     console = Console(stderr=True)
     with Progress(console=console, disable=not show_progress) as progress:
         task = progress.add_task("generating synth dataset", total=total)
         for split_code, split in enumerate(SPLITS):
-            meta[split] = []
+            videos, sequences = [], []
             for i in range(cfg.num_sequences(split)):
                 rng = np.random.default_rng([cfg.seed, split_code, i])
                 name = f"synth-{split}-{i:02d}"
-                meta[split].append(generate_sequence(cfg, rng, name, out_dir / split / name))
+                video, sequence = render_sequence(cfg, rng, name, out_dir / split / name)
+                videos.append(video)
+                sequences.append(sequence)
                 progress.advance(task)
+            meta[split] = sequences
+            meta["statistics"][split] = split_statistics(videos, sequences)
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=1))
 
 

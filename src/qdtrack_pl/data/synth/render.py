@@ -16,57 +16,27 @@ from qdtrack_pl.data.synth.config import (
 )
 
 MAX_UINT8 = 255
-
-
 MIN_SPRITE_SIDE = 3  # pixels; smaller sprites cannot show a silhouette
-
-
 BACKGROUND_GRID = (6, 10)  # rows x cols of the random colour field upsampled into the background
-
-
 CLUTTER_KINDS = ("triangle", "ring", "bar")
-
-
 PATTERNS = ("stripes", "checker", "rings", "blobs")
-
-
 PALETTE_SIZE = 3
-
-
 BLOBS_PER_OBJECT = (2, 5)
-
-
 OUTLINE_DARKEN = 0.5  # box edges and car wheels are this much darker than the palette
-
-
 BLOB_CENTRE_RANGE = (0.2, 0.8)  # blob centres, as a fraction of the object's width / height
-
-
 BLOB_RADIUS_RANGE = (0.1, 0.3)  # blob radii, as a fraction of the object's short side
-
-
 # HSV ranges: objects are saturated, the background, clutter and occluders are muted so that the
 # annotated objects stand out (but clutter still has to be learnt as background).
 COLOUR_VALUE = (0.55, 1.0)
-
-
 OBJECT_SATURATION = (0.5, 1.0)
-
-
 CLUTTER_SATURATION = (0.2, 0.7)
-
-
 BACKGROUND_SATURATION = (0.05, 0.35)
-
-
 OCCLUDER_SATURATION = (0.0, 0.2)
-
-
 GRAIN_STD = 6.0  # static fine texture on the background and occluders (0-255 units)
 
 
 class Appearance(NamedTuple):
-    """An object's look, independent of its size, so a near-duplicate can share it."""
+    """An object's look, independent of its size, so a look-alike can share its palette."""
 
     pattern: str
     palette: np.ndarray  # (PALETTE_SIZE, 3) float, 0-255
@@ -243,16 +213,20 @@ def _clutter_mask(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.rot90(bar, int(rng.integers(2)))
 
 
-def background_image(cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
-    """Muted textured field plus static unannotated shapes (triangles, rings, bars)."""
-    image = textured_patch(rng, cfg.height, cfg.width, BACKGROUND_SATURATION)
+def background_image(
+    cfg: SynthConfig, rng: np.random.Generator, width: int, height: int
+) -> np.ndarray:
+    """Muted textured field plus static unannotated shapes (triangles, rings, bars), with
+    ``clutter_range`` shapes per view-sized area."""
+    image = textured_patch(rng, height, width, BACKGROUND_SATURATION)
     layers = []
-    for _ in range(int(rng.integers(cfg.clutter_range[0], cfg.clutter_range[1] + 1))):
+    per_view = rng.integers(cfg.clutter_range[0], cfg.clutter_range[1] + 1)
+    for _ in range(round(per_view * width * height / (cfg.width * cfg.height))):
         size = int(rng.integers(cfg.clutter_size_range[0], cfg.clutter_size_range[1] + 1))
         mask = _clutter_mask(str(rng.choice(CLUTTER_KINDS)), size, rng)
         rgb = np.broadcast_to(
             random_colour(rng, CLUTTER_SATURATION).astype(np.uint8), (*mask.shape, 3)
         )
-        x, y = int(rng.integers(-size // 2, cfg.width)), int(rng.integers(-size // 2, cfg.height))
+        x, y = int(rng.integers(-size // 2, width)), int(rng.integers(-size // 2, height))
         layers.append(Layer(rgb, mask, x, y, -1))
     return compose_frame(image, layers, 0)[0]

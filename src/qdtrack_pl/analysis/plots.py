@@ -4,12 +4,16 @@ matrices, frame grids. ``matplotlib`` (the ``dev`` extra) is imported only when 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from qdtrack_pl.analysis import IdSwitch, segments
+from qdtrack_pl.analysis.tracks import IdSwitch, segments
 from qdtrack_pl.vis.draw import track_color
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def _rgb(track_id: int) -> tuple[float, float, float]:
@@ -18,13 +22,13 @@ def _rgb(track_id: int) -> tuple[float, float, float]:
 
 
 def plot_timelines(
-    ax: Any,
+    ax: Axes,
     timelines: Mapping[int, np.ndarray],
     switches: Sequence[IdSwitch] = (),
     title: str = "",
     label: str = "track",
     max_rows: int = 40,
-) -> Any:
+) -> Axes:
     """One row per id (in the given order) with a bar over each run of frames it appears on, in
     the id's drawing colour; identity switches are red crosses on the new track's row, with a
     line from the old track's row. Beyond ``max_rows`` ids only the longest are drawn."""
@@ -64,13 +68,13 @@ def plot_timelines(
 
 
 def plot_similarity(
-    ax: Any,
-    matrix: Any,
+    ax: Axes,
+    matrix: Any,  # (N, M) tensor or array
     row_labels: Sequence[Any] = (),
     col_labels: Sequence[Any] = (),
     title: str = "",
     highlight: Sequence[tuple[int, int]] = (),
-) -> Any:
+) -> Axes:
     """A heat map of an (N, M) similarity matrix with optional tick labels (e.g. identities) and
     cells outlined (e.g. each row's nearest neighbour)."""
     from matplotlib.patches import Rectangle
@@ -90,7 +94,9 @@ def plot_similarity(
     return ax
 
 
-def show_frames(images: Sequence[np.ndarray], titles: Sequence[str] = (), columns: int = 3) -> Any:
+def show_frames(
+    images: Sequence[np.ndarray], titles: Sequence[str] = (), columns: int = 3
+) -> Figure:
     """A grid figure of RGB frames; returns the figure."""
     import matplotlib.pyplot as plt
 

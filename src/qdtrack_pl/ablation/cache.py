@@ -1,0 +1,84 @@
+"""Detections with embeddings of a trained run, computed once per split and kept on disk, so that
+every association variant, threshold and stride is tracked without running the network again."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from qdtrack_pl.data.datamodule import VideoDataModule
+from qdtrack_pl.lit.checkpointing import load_weights
+from qdtrack_pl.models.qdtrack import Detections
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = "detections"
+CHECKPOINT = Path("checkpoints") / "last.ckpt"
+RUN_CONFIG = Path(".hydra") / "config.yaml"
+
+VideoDetections = list[Detections]  # one entry per frame, in frame order, on the CPU
+DetectionCache = dict[str, VideoDetections]  # video name -> its frames
+
+
+def run_config(run_dir: Path) -> DictConfig:
+    """The resolved config a training run saved (``<run>/.hydra/config.yaml``)."""
+    path = run_dir / RUN_CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: {run_dir} is not a qdtrack-train run folder"
+        )
+    cfg = OmegaConf.load(path)
+    assert isinstance(cfg, DictConfig)
+    return cfg
+
+
+def build_datamodule(cfg: DictConfig) -> VideoDataModule:
+    datamodule = instantiate(cfg.data)
+    if not isinstance(datamodule, VideoDataModule):
+        raise TypeError(f"data config builds {type(datamodule).__name__}, not a VideoDataModule")
+    return datamodule
+
+
+@torch.inference_mode()
+def compute_detections(run_dir: Path, split: str) -> DetectionCache:
+    """Run the run's last checkpoint over every frame of ``split``, video by video."""
+    cfg = run_config(run_dir)
+    checkpoint = run_dir / CHECKPOINT
+    module = instantiate(cfg.model)
+    load_weights(module, checkpoint)
+    module.eval()
+    datamodule = build_datamodule(cfg)
+    datamodule.setup("validate" if split == "val" else "test")
+    loader = datamodule.frame_dataloader(split)
+    cache: DetectionCache = {}
+    for batch in loader:
+        detections = module.detect(batch)
+        for dets, video, frame_index in zip(
+            detections, batch.video_names, batch.frame_indices, strict=True
+        ):
+            frames = cache.setdefault(video, [])
+            if frame_index != len(frames):
+                raise RuntimeError(f"{video}: frame {frame_index} arrived out of order")
+            frames.append(Detections(*(t.detach().cpu().clone() for t in dets)))
+    return cache
+
+
+def cached_detections(run_dir: Path, split: str) -> DetectionCache:
+    """``compute_detections`` once: later calls read ``<run>/detections/<split>.pt``. The file is
+    written atomically, so an interrupted run leaves no truncated cache."""
+    path = run_dir / CACHE_DIR / f"{split}.pt"
+    if path.is_file():
+        payload = torch.load(path, weights_only=False)
+        return {video: [Detections(*f) for f in frames] for video, frames in payload.items()}
+    log.info("caching %s detections of %s", split, run_dir)
+    cache = compute_detections(run_dir, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({video: [tuple(f) for f in frames] for video, frames in cache.items()}, tmp)
+    os.replace(tmp, path)
+    return cache
