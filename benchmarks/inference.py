@@ -5,6 +5,11 @@ NMS), embedding (the embedding head on the final boxes) and tracking (``QDTracke
 first two are the steps of ``QDTrackModel.predict``, called one by one; the first frame checks that
 together they still give exactly what ``predict`` gives. The models are randomly initialised, so
 detection counts follow the configs' caps (``box_detections_per_img``): a worst case for tracking.
+
+On CPU the speed switches of issue 17 (``benchmarks.switches``) run interleaved frame by frame:
+``off`` (the code before the issue), ``on`` (the defaults) and, in the full run, ``on`` without
+each switch; each variant has its own model (same weights) and tracker. The headline figures are
+``on``'s.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from benchmarks import switches
 from benchmarks.common import SKIPPED_NO_CUDA, Stopwatch, cuda_available
 from benchmarks.workloads import (
     SEED,
@@ -36,7 +42,7 @@ class Params(NamedTuple):
 
 PARAMS = {  # keyed by (workload, device type, quick)
     ("small@320x192", "cpu", True): Params(1, 10),
-    ("small@320x192", "cpu", False): Params(2, 60),
+    ("small@320x192", "cpu", False): Params(2, 40),
     ("r50@1088x608", "cpu", True): Params(0, 1),
     ("r50@1088x608", "cpu", False): Params(1, 2),
     ("small@320x192", "cuda", True): Params(3, 20),
@@ -84,45 +90,84 @@ def measure(
     model: QDTrackModel, frames: list[Tensor], params: Params, device: torch.device
 ) -> dict[str, Any]:
     """Frames per second over ``params.frames`` frames after the warm-up, with stage shares."""
-    model = model.to(device).eval()
-    tracker = QDTracker()
-    warmup = Stopwatch(device)
-    watch = Stopwatch(device)
-    detections_per_frame = []
-    with torch.inference_mode():
-        for frame_id, images in enumerate(frames):
-            images = images.to(device)
-            timing = warmup if frame_id < params.warmup else watch
-            detections = detect_and_embed(model, images, timing)
-            if frame_id == 0:
-                _check_against_predict(model, images, detections)
-            det = detections[0]
-            with timing.stage("tracking"):
-                tracker.update(det.boxes, det.scores, det.class_ids, det.embeddings, frame_id)
-            if timing is watch:
-                detections_per_frame.append(len(det.boxes))
+    return measure_interleaved({"on": model}, frames, params, device)["on"]
+
+
+def _stage_block(watch: Stopwatch, frames: int, detections: list[int]) -> dict[str, Any]:
     total = sum(watch.seconds.values())
     return {
-        "frames": params.frames,
-        "image_size": list(frames[0].shape[-2:][::-1]),  # width, height
-        "fps": params.frames / total,
-        "ms_per_frame": 1e3 * total / params.frames,
-        "stage_ms_per_frame": {s: 1e3 * watch.seconds[s] / params.frames for s in STAGES},
+        "frames": frames,
+        "fps": frames / total,
+        "ms_per_frame": 1e3 * total / frames,
+        "stage_ms_per_frame": {s: 1e3 * watch.seconds[s] / frames for s in STAGES},
         "stage_share": {s: watch.seconds[s] / total for s in STAGES},
-        "mean_detections": sum(detections_per_frame) / len(detections_per_frame),
+        "mean_detections": sum(detections) / len(detections),
     }
 
 
-def _measure_on(
-    workload: Workload, model: QDTrackModel, device_type: str, quick: bool
-) -> dict[str, Any]:
-    params = PARAMS[(workload.name, device_type, quick)]
+def measure_interleaved(
+    models: dict[str, QDTrackModel],
+    frames: list[Tensor],
+    params: Params,
+    device: torch.device,
+    by_name: dict[str, switches.Variant] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every model on every frame, frame by frame (the order of the models rotates per frame;
+    with ``by_name`` each call runs under its variant's allocator setting), one tracker each."""
+    names = list(models)
+    trackers = {n: QDTracker() for n in names}
+    warmup = {n: Stopwatch(device) for n in names}
+    watch = {n: Stopwatch(device) for n in names}
+    detections_per_frame: dict[str, list[int]] = {n: [] for n in names}
+    for model in models.values():
+        model.to(device).eval()
+    with torch.inference_mode():
+        for frame_id, images in enumerate(frames):
+            images = images.to(device)
+            shift = frame_id % len(names)
+            for name in names[shift:] + names[:shift]:
+                if by_name is not None:
+                    switches.activate(by_name[name])
+                timing = warmup[name] if frame_id < params.warmup else watch[name]
+                detections = detect_and_embed(models[name], images, timing)
+                if frame_id == 0:
+                    _check_against_predict(models[name], images, detections)
+                det = detections[0]
+                with timing.stage("tracking"):
+                    trackers[name].update(
+                        det.boxes, det.scores, det.class_ids, det.embeddings, frame_id
+                    )
+                if timing is watch[name]:
+                    detections_per_frame[name].append(len(det.boxes))
+    size = list(frames[0].shape[-2:][::-1])  # width, height
+    return {
+        n: {"image_size": size} | _stage_block(watch[n], params.frames, detections_per_frame[n])
+        for n in names
+    }
+
+
+def _measure_cpu(workload: Workload, quick: bool) -> dict[str, Any]:
+    """The switch variants interleaved frame by frame, with their ratios (``switches``)."""
+    params = PARAMS[(workload.name, "cpu", quick)]
     frames = frames_of(workload, params.warmup + params.frames)
-    return measure(model, frames, params, torch.device(device_type))
+    cfg = load_config(workload)
+    variants = switches.variants(ablation=not quick)
+    models = {v.name: build_model(switches.configure(cfg, v)) for v in variants}
+    by_name = {v.name: v for v in variants}
+    per_variant = measure_interleaved(models, frames, params, torch.device("cpu"), by_name)
+    ms = {n: r["ms_per_frame"] for n, r in per_variant.items()}
+    return per_variant["on"] | {"variants": per_variant} | switches.ratio_block(ms)
+
+
+def _measure_gpu(workload: Workload, model: QDTrackModel, quick: bool) -> dict[str, Any]:
+    params = PARAMS[(workload.name, "cuda", quick)]
+    frames = frames_of(workload, params.warmup + params.frames)
+    return measure(model, frames, params, torch.device("cuda"))
 
 
 def run(quick: bool) -> dict[str, Any]:
-    """Both workloads on CPU (all threads) and, when present, on the GPU."""
+    """Both workloads on CPU (all threads; switches off / on, interleaved) and, when present, on
+    the GPU (default configuration)."""
     result: dict[str, Any] = {
         "batch_size": 1,
         "precision": "fp32",
@@ -130,11 +175,10 @@ def run(quick: bool) -> dict[str, Any]:
         "workloads": {},
     }
     for workload in WORKLOADS:
-        model = build_model(load_config(workload))
         result["workloads"][workload.name] = {
             "config": " ".join(workload.overrides),
-            "cpu": _measure_on(workload, model, "cpu", quick),
-            "gpu": _measure_on(workload, model, "cuda", quick)
+            "cpu": _measure_cpu(workload, quick),
+            "gpu": _measure_gpu(workload, build_model(load_config(workload)), quick)
             if cuda_available()
             else SKIPPED_NO_CUDA,
         }

@@ -1,8 +1,10 @@
 """Peak memory of a training step (fp32), per workload, each measured in a fresh process.
 
-The CPU figures come from the training benchmark's own probe processes when it ran in the same
-``benchmarks.run`` (one set of slow CPU steps serves both); otherwise two steps are probed here. On
-a GPU a fresh process runs two fp32 steps. See ``benchmarks.train_probe`` for how memory is read.
+On CPU twice: with every speed switch off (the code before issue 17, glibc's malloc defaults) and
+with the defaults (``on``: the allocator keeps its heap instead of returning it, which is the point
+of the allocator switch and costs resident memory). Two steps each, so that the optimiser state is
+included. On a GPU a fresh process runs two fp32 steps of the default configuration. See
+``benchmarks.train_probe`` for how memory is read.
 """
 
 from __future__ import annotations
@@ -16,23 +18,18 @@ from benchmarks.workloads import WORKLOADS
 PROBE = Params(warmup=1, steps=1)  # the second step holds the optimiser state too
 
 
-def run(training: dict[str, Any] | None) -> dict[str, Any]:
-    """``training``: this run's training block, if any."""
+def run() -> dict[str, Any]:
     result: dict[str, Any] = {
         "method_cpu": "resident-set high-water mark over the steps minus the resident set "
-        "before them, fresh process",
+        "before them, fresh process per variant",
         "method_gpu": "torch.cuda.max_memory_allocated over the steps, fresh process",
-        "cpu_from": "training benchmark's probes" if training is not None else "own probes",
         "workloads": {},
     }
     for workload in WORKLOADS:
-        cpu = (
-            training["workloads"][workload.name]["cpu_fp32"]
-            if training is not None
-            else probe(workload, "cpu", PROBE)
-        )
+        cpu = {name: probe(workload, "cpu", PROBE, memory=name) for name in ("off", "on")}
+        cpu["on_minus_off_peak_mib"] = cpu["on"]["peak_rss_mib"] - cpu["off"]["peak_rss_mib"]
         result["workloads"][workload.name] = {
-            "cpu": cpu["memory"],
+            "cpu": cpu,
             "gpu": probe(workload, "cuda", PROBE)["memory"]
             if cuda_available()
             else SKIPPED_NO_CUDA,

@@ -49,8 +49,8 @@ def profile_training(workload_name: str, steps: int, rows: int) -> str:
     device = torch.device("cuda" if cuda_available() else "cpu")
     cfg = load_config(workload)
     model = build_model(cfg).to(device)
-    step = TrainStep(model, build_optimizer(cfg, model), device)
     batches = training_batches(cfg, workload, device, steps + 1)
+    step = TrainStep(model, build_optimizer(cfg, model, len(batches[0])), device)
     step(batches[0])
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:

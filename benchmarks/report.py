@@ -47,6 +47,23 @@ def _tracker_rows(block: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _finite(block: dict[str, Any]) -> str:
+    return "losses finite" if block["losses_finite"] else "NON-FINITE LOSSES"
+
+
+def _switch_rows(kind: str, name: str, block: dict[str, Any], unit: str) -> list[Row]:
+    rows = []
+    for switch, entry in block.get("per_switch", {}).items():
+        rows.append(
+            (
+                kind,
+                f"{name} CPU, {switch} alone (others on)",
+                f"{entry['speedup']:.2f}x ({entry['off_ms']:.0f} -> {entry['on_ms']:.0f} {unit})",
+            )
+        )
+    return rows
+
+
 def _training_rows(block: dict[str, Any]) -> list[Row]:
     rows = []
     for name, entry in block["workloads"].items():
@@ -54,10 +71,12 @@ def _training_rows(block: dict[str, Any]) -> list[Row]:
         rows.append(
             (
                 "training",
-                f"{name} CPU fp32, batch {cpu['batch_size']}",
-                f"{cpu['pairs_per_s']:.2f} pairs/s ({cpu['step']['median_ms']:.0f} ms/step)",
+                f"{name} CPU fp32, batch {cpu['batch_size']}, switches on vs off",
+                f"{cpu['pairs_per_s']:.2f} pairs/s ({cpu['on_ms']:.0f} ms/step) vs "
+                f"{cpu['off_ms']:.0f} ms/step = {cpu['speedup_on_vs_off']:.2f}x; {_finite(cpu)}",
             )
         )
+        rows += _switch_rows("training", name, cpu, "ms/step")
         skipped = _skipped(entry["gpu"])
         if skipped:
             rows.append(("training", f"{name} GPU (fp32, AMP, channels_last)", skipped))
@@ -67,7 +86,8 @@ def _training_rows(block: dict[str, Any]) -> list[Row]:
                 (
                     "training",
                     f"{name} GPU {variant}, batch {result['batch_size']}",
-                    f"{result['pairs_per_s']:.1f} pairs/s ({result['speedup_vs_fp32']:.2f}x fp32)",
+                    f"{result['pairs_per_s']:.1f} pairs/s ({result['speedup_vs_fp32']:.2f}x fp32); "
+                    f"{_finite(result)}",
                 )
             )
     return rows
@@ -76,13 +96,24 @@ def _training_rows(block: dict[str, Any]) -> list[Row]:
 def _inference_rows(block: dict[str, Any]) -> list[Row]:
     rows = []
     for name, entry in block["workloads"].items():
-        for key, label in (("cpu", "CPU"), ("gpu", "GPU")):
-            skipped = _skipped(entry[key])
-            if skipped:
-                rows.append(("inference", f"{name} {label}", skipped))
-                continue
-            shares = " / ".join(f"{s} {v:.0%}" for s, v in entry[key]["stage_share"].items())
-            rows.append(("inference", f"{name} {label}", f"{entry[key]['fps']:.2f} fps ({shares})"))
+        cpu = entry["cpu"]
+        shares = " / ".join(f"{s} {v:.0%}" for s, v in cpu["stage_share"].items())
+        rows.append(
+            (
+                "inference",
+                f"{name} CPU, switches on vs off",
+                f"{cpu['fps']:.2f} fps vs {cpu['variants']['off']['fps']:.2f} fps = "
+                f"{cpu['speedup_on_vs_off']:.2f}x ({shares})",
+            )
+        )
+        rows += _switch_rows("inference", name, cpu, "ms/frame")
+        skipped = _skipped(entry["gpu"])
+        if skipped:
+            rows.append(("inference", f"{name} GPU", skipped))
+            continue
+        gpu = entry["gpu"]
+        shares = " / ".join(f"{s} {v:.0%}" for s, v in gpu["stage_share"].items())
+        rows.append(("inference", f"{name} GPU", f"{gpu['fps']:.2f} fps ({shares})"))
     return rows
 
 
@@ -114,11 +145,13 @@ def _memory_rows(block: dict[str, Any]) -> list[Row]:
     rows = []
     for name, entry in block["workloads"].items():
         cpu = entry["cpu"]
+        off, on = cpu["off"], cpu["on"]
         rows.append(
             (
                 "memory",
-                f"{name} training step, CPU, batch {cpu['batch_size']}",
-                f"+{cpu['step_peak_mib']:.0f} MiB (peak RSS {cpu['peak_rss_mib']:.0f} MiB)",
+                f"{name} training step, CPU, batch {on['batch_size']}, on (off)",
+                f"+{on['step_peak_mib']:.0f} MiB, peak RSS {on['peak_rss_mib']:.0f} MiB "
+                f"(+{off['step_peak_mib']:.0f} MiB, {off['peak_rss_mib']:.0f} MiB)",
             )
         )
         gpu = entry["gpu"]

@@ -39,14 +39,14 @@ def _train_pairs_per_s(quick: bool, done: dict[str, Any]) -> float:
     return training.cpu_probe(SMALL, quick)["pairs_per_s"]
 
 
-# In running order: data_loading and memory reuse the training benchmark's CPU measurements.
+# In running order: data_loading reuses the training benchmark's CPU measurement.
 BENCHMARKS: dict[str, Benchmark] = {
     "tracker_latency": lambda quick, done: tracker_latency.run(quick),
     "training": lambda quick, done: training.run(quick),
     "inference": lambda quick, done: inference.run(quick),
     "data_loading": lambda quick, done: data_loading.run(quick, _train_pairs_per_s(quick, done)),
     "evaluation": lambda quick, done: evaluation.run(quick),
-    "memory": lambda quick, done: memory.run(done.get("training")),
+    "memory": lambda quick, done: memory.run(),
 }
 
 

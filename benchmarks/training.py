@@ -1,11 +1,17 @@
 """Training throughput (key/reference pairs per second) of one optimiser step.
 
 A step is what ``QDTrackModule.training_step`` plus Lightning's automatic optimisation do:
-``forward_train``, the sum of the losses, ``backward`` and the configured optimiser's ``step``. No
-value is read back to the host inside the timed loop. On CPU both workloads run in fp32, each in a
-fresh process that also records the step's peak memory (``benchmarks.train_probe``); on a GPU each
-workload also runs with AMP (bf16, fp16 with a gradient scaler) and channels_last, and every option
-reports its speed-up over fp32 on the same GPU.
+``forward_train``, the sum of the losses, ``backward`` and the configured optimiser's ``step``,
+its lr scaled to the step's batch as ``QDTrackModule`` scales it (``auto_scale_lr``). No value is
+read back to the host inside the timed loop; the losses of every step are kept and checked for
+NaN/inf afterwards (``losses_finite`` in every row).
+
+On CPU each workload runs in a fresh process (``benchmarks.train_probe``) that times the speed
+switches of issue 17 (``benchmarks.switches``) interleaved, step by step: ``off`` (the code before
+the issue) against ``on`` (the defaults) and, in the full run, ``on`` without each switch in turn.
+Peak memory is the memory benchmark's (a fresh process per variant). On a GPU each workload also
+runs with AMP (bf16, fp16 with a gradient scaler) and channels_last, every option with its speed-up
+over fp32 on the same GPU (default switches: the CPU-only ones do nothing there).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any, NamedTuple
 
 import torch
 from omegaconf import DictConfig
+from torch import Tensor
 
 from benchmarks.common import (
     REPO_ROOT,
@@ -41,8 +48,16 @@ from qdtrack_pl.models.qdtrack import QDTrackModel
 
 
 class Params(NamedTuple):
-    warmup: int
-    steps: int
+    warmup: int  # untimed steps per variant (the first ones also measure peak memory)
+    steps: int  # timed steps per variant (interleaved rounds on CPU)
+    ablation: bool = False  # CPU: also time "on" without each switch
+
+
+CPU_PARAMS = {
+    "small@320x192": {True: Params(1, 1), False: Params(1, 4, ablation=True)},  # keyed by quick
+    "r50@1088x608": {True: Params(1, 1), False: Params(1, 2, ablation=True)},
+}
+GPU_PARAMS = {True: Params(2, 3), False: Params(3, 10)}
 
 
 class Variant(NamedTuple):
@@ -53,11 +68,6 @@ class Variant(NamedTuple):
     channels_last: bool
 
 
-CPU_PARAMS = {
-    "small@320x192": {True: Params(1, 2), False: Params(2, 6)},  # keyed by quick
-    "r50@1088x608": {True: Params(1, 1), False: Params(1, 2)},
-}
-GPU_PARAMS = {True: Params(2, 3), False: Params(3, 10)}
 GPU_VARIANTS = (
     Variant("fp32", None, False),
     Variant("channels_last", None, True),
@@ -68,7 +78,8 @@ GPU_VARIANTS = (
 
 
 class TrainStep:
-    """One optimiser step on a batch; AMP and the memory format are fixed at construction."""
+    """One optimiser step on a batch; AMP and the memory format are fixed at construction. The
+    loss terms of every step are kept (detached, on the device) for :meth:`losses_finite`."""
 
     def __init__(
         self,
@@ -83,6 +94,7 @@ class TrainStep:
         self.amp_dtype = amp_dtype
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none
         self.scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+        self.history: list[dict[str, Tensor]] = []
 
     def __call__(self, batch: PairBatch) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -92,7 +104,9 @@ class TrainStep:
             else nullcontext()
         )
         with autocast:
-            loss = torch.stack(list(self.model.forward_train(batch).values())).sum()
+            terms = self.model.forward_train(batch)
+            loss = torch.stack(list(terms.values())).sum()
+        self.history.append({k: v.detach() for k, v in terms.items()})
         if self.scaler is None:
             loss.backward()
             self.optimizer.step()
@@ -101,11 +115,27 @@ class TrainStep:
             self.scaler.step(self.optimizer)
             self.scaler.update()
 
+    def losses_finite(self) -> bool:
+        """Every loss term of every step so far is finite (one host read, after the timing)."""
+        if not self.history:
+            return True
+        values = torch.stack([torch.stack(list(h.values())) for h in self.history])
+        return bool(torch.isfinite(values).all())
+
+    def loss_log(self) -> list[float]:
+        """Total loss of every step so far."""
+        return [float(torch.stack(list(h.values())).sum()) for h in self.history]
+
 
 def to_channels_last(batch: PairBatch) -> PairBatch:
-    return batch._replace(
-        key_images=batch.key_images.contiguous(memory_format=torch.channels_last),
-        ref_images=batch.ref_images.contiguous(memory_format=torch.channels_last),
+    # not ``_replace``: PairBatch redefines ``__len__`` (the batch size), which NamedTuple's
+    # ``_make`` uses as its field count
+    return PairBatch(
+        batch.key_images.contiguous(memory_format=torch.channels_last),
+        batch.ref_images.contiguous(memory_format=torch.channels_last),
+        batch.key_targets,
+        batch.ref_targets,
+        batch.skipped_images,
     )
 
 
@@ -123,6 +153,8 @@ def throughput(
         "warmup_steps": params.warmup,
         "step": timing,
         "pairs_per_s": pairs / (timing["median_ms"] / 1e3),
+        "losses_finite": step.losses_finite(),
+        "loss_per_step": step.loss_log(),
     }
 
 
@@ -139,15 +171,23 @@ def measure_variant(
     if variant.channels_last:
         model = model.to(memory_format=torch.channels_last)
         batches = [to_channels_last(b) for b in batches]
-    step = TrainStep(model, build_optimizer(cfg, model), device, variant.amp_dtype)
+    optimizer = build_optimizer(cfg, model, len(batches[0]))
+    step = TrainStep(model, optimizer, device, variant.amp_dtype)
     return throughput(step, batches, params, device)
 
 
-def probe(workload: Workload, device_type: str, params: Params) -> dict[str, Any]:
-    """Throughput and peak memory of fp32 steps in a fresh process (``benchmarks.train_probe``):
-    on CPU nothing of this process (allocator high-water marks, thread pools) leaks in."""
+def probe(
+    workload: Workload, device_type: str, params: Params, memory: str | None = None
+) -> dict[str, Any]:
+    """fp32 steps in a fresh process (``benchmarks.train_probe``), so that nothing of this
+    process (allocator state, high-water marks, thread pools) leaks in: CPU switch timings, or
+    with ``memory`` ("off" / "on") the peak memory of that variant; on a GPU both."""
     command = [sys.executable, "-m", "benchmarks.train_probe", workload.name, device_type]
     command += [str(params.warmup), str(params.steps), "--threads", str(torch.get_num_threads())]
+    if params.ablation:
+        command.append("--ablation")
+    if memory is not None:
+        command += ["--memory", memory]
     completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     if completed.returncode != 0:
         raise RuntimeError(
@@ -181,17 +221,18 @@ def gpu_block(workload: Workload, quick: bool) -> dict[str, Any]:
     for result in variants.values():
         result["speedup_vs_fp32"] = result["pairs_per_s"] / base
     fresh = copy.deepcopy(model).to(device)
-    step = TrainStep(fresh, build_optimizer(cfg, fresh), device)
+    step = TrainStep(fresh, build_optimizer(cfg, fresh, len(batches[0])), device)
     step(batches[0])  # the first step also creates the optimiser state
     return {
         "device": torch.cuda.get_device_name(device),
         "variants": variants,
+        "losses_finite": all(v["losses_finite"] for v in variants.values()),
         "host_device_syncs_per_step_fp32": count_syncs(step, batches[1]),
     }
 
 
 def cpu_probe(workload: Workload, quick: bool) -> dict[str, Any]:
-    """fp32 on CPU with all torch threads, in a fresh process; includes the step's peak memory."""
+    """fp32 on CPU with all torch threads, switches off/on interleaved, in a fresh process."""
     return probe(workload, "cpu", CPU_PARAMS[workload.name][quick])
 
 
@@ -205,7 +246,7 @@ def workload_block(workload: Workload, quick: bool) -> dict[str, Any]:
 
 
 def run(quick: bool) -> dict[str, Any]:
-    """Every workload on CPU (fp32), and on a GPU with each option when one is present."""
+    """Every workload on CPU (fp32, switches off/on), and on a GPU with each option."""
     return {
         "cpu_threads": torch.get_num_threads(),
         "workloads": {w.name: workload_block(w, quick) for w in WORKLOADS},

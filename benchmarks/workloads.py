@@ -18,6 +18,7 @@ from torch.optim import Optimizer
 
 from qdtrack_pl.api import compose
 from qdtrack_pl.data.batch import FrameTargets, PairBatch
+from qdtrack_pl.lit.lr_scaling import scale_lr
 from qdtrack_pl.models.qdtrack import QDTrackModel
 
 SEED = 0
@@ -59,10 +60,15 @@ def build_model(cfg: DictConfig) -> QDTrackModel:
     return instantiate(cfg.model.model)
 
 
-def build_optimizer(cfg: DictConfig, model: QDTrackModel) -> Optimizer:
-    """The config's optimiser over the trainable parameters (as ``QDTrackModule`` builds it)."""
+def build_optimizer(cfg: DictConfig, model: QDTrackModel, total_batch: int) -> Optimizer:
+    """The config's optimiser over the trainable parameters, its lr scaled to ``total_batch``
+    pairs per step as ``QDTrackModule.configure_optimizers`` scales it (``auto_scale_lr``)."""
     factory = instantiate(cfg.model.optimizer)
-    return factory([p for p in model.parameters() if p.requires_grad])
+    optimizer = factory([p for p in model.parameters() if p.requires_grad])
+    base = cfg.model.get("base_batch_size")
+    if cfg.model.get("auto_scale_lr", False) and base is not None:
+        scale_lr(optimizer, total_batch, int(base))
+    return optimizer
 
 
 def synth_datamodule(cfg: DictConfig, **overrides: Any) -> Any:

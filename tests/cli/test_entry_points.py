@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
+from hydra.utils import instantiate
 
 from qdtrack_pl.cli.evaluate import run_eval
 from qdtrack_pl.cli.track import run_tracking
 from qdtrack_pl.cli.train import run_training
 from qdtrack_pl.cli.utils import metric_value
 from qdtrack_pl.eval.mot_results import read_mot_results
+from qdtrack_pl.eval.trackeval_adapter import evaluate_tracking
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +113,44 @@ def test_paper_r50_config_executes_one_training_step(compose_config, tmp_path: P
     )
     metrics = run_training(cfg)
     assert metrics["train/loss"] > 0.0
+
+
+def test_main_job_scores_qdtrack_and_the_iou_baseline_on_val_and_test(
+    compose_config, tmp_path: Path
+) -> None:
+    """``experiment=synth`` (what ``make train`` runs), shrunk: val is scored while training and
+    test at the end, each for QDTrack and for the IoU baseline on the same detections; every key
+    of metrics.json matches a re-scoring of the result files it wrote."""
+    cfg = compose_config(
+        "train",
+        _small(
+            tmp_path,
+            "experiment=synth",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            "data.num_workers=0",
+            "tracker.init_score_thr=0.2",  # an untrained detector: let tracks start
+            "tracker.obj_score_thr=0.1",
+            "callbacks.tracking_evaluation.baselines.iou.init_score_thr=0.2",
+            "callbacks.tracking_evaluation.baselines.iou.obj_score_thr=0.1",
+        ),
+    )
+    metrics = run_training(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved == pytest.approx(metrics)
+    datamodule = instantiate(cfg.data)
+    for stage in ("val", "test"):
+        gt = datamodule.eval_index(stage)
+        for run in (stage, f"{stage}_iou"):
+            for key in ("HOTA", "AssA", "IDF1", "IDSW", "GT_IDs", "GT_Dets"):
+                assert f"{run}/{key}" in saved, (run, key)
+            files = sorted((run_dir / "results" / run).glob("*.txt"))
+            assert [f.stem for f in files] == [v.name for v in gt.videos]
+            rescored = evaluate_tracking(
+                gt,
+                {f.stem: read_mot_results(f, gt.video(f.stem)) for f in files},
+                class_names=gt.class_names,
+            ).metrics
+            assert saved[f"{run}/IDF1"] == pytest.approx(rescored["IDF1"], abs=1e-6)
+        assert saved[f"{stage}/GT_IDs"] == saved[f"{stage}_iou/GT_IDs"]  # the same ground truth

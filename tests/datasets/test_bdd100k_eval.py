@@ -108,6 +108,8 @@ def test_class_means_count_every_class_an_empty_one_as_zero() -> None:
     assert metrics["IDF1"] == pytest.approx(100 * 2 / 3)  # IDTP 1, IDFP 1: 2 / (2 + 1)
 
 
-def test_trackeval_prints_nothing_on_stdout(gt, capsys: pytest.CaptureFixture[str]) -> None:
+def test_trackeval_prints_nothing_on_stdout(
+    gt: VideoIndex, capsys: pytest.CaptureFixture[str]
+) -> None:
     evaluate_bdd100k(gt, gt_as_results(gt))
     assert capsys.readouterr().out == ""

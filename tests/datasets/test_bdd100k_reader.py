@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from qdtrack_pl.data.datasets.bdd100k import (
     read_bdd100k_tracking,
 )
 from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError
+from qdtrack_pl.data.index import VideoIndex
 
 
 @pytest.fixture
@@ -96,7 +98,7 @@ def test_det_split_is_static_images(root: Path) -> None:
     assert index.metadata["dropped_categories"] == {"traffic sign": 1}
 
 
-def _rewrite(path: Path, edit) -> None:
+def _rewrite(path: Path, edit: Callable[[list[dict]], object]) -> None:
     frames = json.loads(path.read_text())
     edit(frames)
     path.write_text(json.dumps(frames))
@@ -132,7 +134,7 @@ def test_missing_root_names_path_and_download_page(tmp_path: Path) -> None:
         read_bdd100k_tracking(tmp_path / "nowhere", "val")
 
 
-def _annotation_arrays(index) -> list[tuple[list, ...]]:
+def _annotation_arrays(index: VideoIndex) -> list[tuple[list, ...]]:
     return [
         (
             f.annotations.track_ids.tolist(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def test_videos_frames_identities_and_ignore_regions(root: Path) -> None:
     assert len(dm.index("train")) == 2
 
 
-def _edit(root: Path, edit) -> Path:
+def _edit(root: Path, edit: Callable[[dict], object]) -> Path:
     path = root / "annotations" / "val_cocoformat.json"
     data = json.loads(path.read_text())
     edit(data)
@@ -96,7 +97,9 @@ def _edit(root: Path, edit) -> Path:
         ),
     ],
 )
-def test_broken_records_name_file_record_and_field(root: Path, edit, message: str) -> None:
+def test_broken_records_name_file_record_and_field(
+    root: Path, edit: Callable[[dict], object], message: str
+) -> None:
     path = _edit(root, edit)
     with pytest.raises(DatasetFormatError, match=rf"{re.escape(str(path))}: .*{message}"):
         datamodule(root.parent).eval_index("val")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from hydra.utils import get_class
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from fixtures.bdd100k import make_bdd100k
 from fixtures.cocovid import make_cocovid
@@ -136,7 +136,7 @@ def test_every_shipped_real_dataset_config_has_a_fixture_run() -> None:
     assert experiment_data("synth_tiny") == SYNTH_DATA
 
 
-def _written_results(run: Path, data_cfg) -> tuple[Path | None, bool]:
+def _written_results(run: Path, data_cfg: DictConfig) -> tuple[Path, bool]:
     """Where the run left the files its protocol reads, and whether the protocol is a
     MOTChallenge benchmark's (official rules, not the training-time adapter)."""
     module = get_class(data_cfg._target_)
@@ -151,7 +151,7 @@ def _written_results(run: Path, data_cfg) -> tuple[Path | None, bool]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("group", "name"), RUNS, ids=[f"{g}={n}" for g, n in RUNS])
-def test_config_trains_tracks_evaluates_and_rescores(group: str, name: str, tmp_path: Path):
+def test_config_trains_tracks_evaluates_and_rescores(group: str, name: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     (DATA if group == "data" else EXPERIMENTS)[name](data_dir)
     overrides = [

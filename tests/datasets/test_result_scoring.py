@@ -23,6 +23,7 @@ from fixtures.track_results import add_row, drop_row, gt_as_results
 from qdtrack_pl import api
 from qdtrack_pl.cli.evaluate import run_eval
 from qdtrack_pl.data.errors import DatasetFormatError
+from qdtrack_pl.data.index import VideoIndex
 from qdtrack_pl.eval.bdd100k import write_results as write_scalabel
 from qdtrack_pl.eval.mot_results import TrackResults, write_mot_results
 from qdtrack_pl.eval.tao import write_results as write_tao
@@ -42,13 +43,13 @@ def score(tmp_path: Path, results: Path, *overrides: str) -> dict[str, float]:
     return metrics
 
 
-def write_txt(folder: Path, gt, results: dict[str, TrackResults]) -> Path:
+def write_txt(folder: Path, gt: VideoIndex, results: dict[str, TrackResults]) -> Path:
     for video in gt.videos:
         write_mot_results(folder / f"{video.name}.txt", results[video.name], video)
     return folder
 
 
-def eval_index(tmp_path: Path, *overrides: str):
+def eval_index(tmp_path: Path, *overrides: str) -> VideoIndex:
     """The evaluation split the same overrides select, as ``qdtrack-eval`` reads it."""
     from hydra.utils import instantiate
 
@@ -140,7 +141,7 @@ def test_crowdhuman_txt_results_missing_files_and_a_single_file(tmp_path: Path) 
 # ------------------------------------------------------------------ BDD100K
 
 
-def _bdd(tmp_path: Path):
+def _bdd(tmp_path: Path) -> VideoIndex:
     root = make_bdd100k(tmp_path / "data" / "BDD100K", "val")
     make_bdd100k(root, "train")
     return eval_index(tmp_path, "data=bdd100k")
@@ -202,7 +203,7 @@ def test_bdd100k_prediction_errors_name_file_frame_and_field(tmp_path: Path) -> 
 # ------------------------------------------------------------------ TAO
 
 
-def _tao(tmp_path: Path):
+def _tao(tmp_path: Path) -> tuple[VideoIndex, tuple[str, ...]]:
     root = make_tao(tmp_path / "data" / "TAO", "validation.json")
     (root / "annotations" / "train.json").write_bytes(
         (root / "annotations" / "validation.json").read_bytes()

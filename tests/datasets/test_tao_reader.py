@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,7 @@ def test_missing_annotations_name_path_and_download_page(tmp_path: Path) -> None
         read_tao(tmp_path, "train")
 
 
-def _edit(root: Path, edit) -> None:
+def _edit(root: Path, edit: Callable[[dict], object]) -> None:
     path = root / "annotations" / "validation.json"
     data = json.loads(path.read_text())
     edit(data)

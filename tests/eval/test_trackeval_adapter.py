@@ -212,3 +212,24 @@ def test_mot_challenge_matches_our_adapter_on_the_same_data(tmp_path: Path) -> N
     ours = evaluate_tracking(index, {seq: results["seq"]}).metrics
     for key in ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "FP", "FN", "IDSW"):
         assert ours[key] == pytest.approx(official[key]), key
+
+
+def test_the_one_box_iou_gives_trackevals_values_bit_for_bit() -> None:
+    """The adapter scores with ops.box_iou (the package's one IoU); on float32 boxes, degenerate
+    (zero-width, zero-height, identical) ones included, it equals TrackEval's own IoU exactly."""
+    from trackeval.datasets._base_dataset import _BaseDataset
+
+    from qdtrack_pl.eval.trackeval_adapter import _box_ious
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        a, b = (rng.uniform(0, 60, (int(rng.integers(0, 7)), 4)) for _ in range(2))
+        for boxes in (a, b):
+            boxes[:, 2:] = boxes[:, :2] + rng.choice([0.0, 0.5, 3.0, 25.0], (len(boxes), 2))
+        if len(a) and len(b):
+            b[0] = a[0]
+        a32, b32 = a.astype(np.float32), b.astype(np.float32)
+        expected = _BaseDataset._calculate_box_ious(
+            a32.astype(np.float64), b32.astype(np.float64), box_format="x0y0x1y1"
+        )
+        assert np.array_equal(_box_ious(a32, b32), expected)

@@ -13,7 +13,7 @@ from qdtrack_pl.tracking import TRACKERS, IoUTracker, QDTracker, TaoTracker, bui
 @pytest.mark.parametrize(
     ("name", "cls"),
     [("qdtrack", QDTracker), ("mot17", QDTracker), ("bdd100k", QDTracker), ("synth", QDTracker),
-     ("tao", TaoTracker), ("iou", IoUTracker)],
+     ("tao", TaoTracker), ("iou", IoUTracker), ("synth_iou", IoUTracker)],
 )  # fmt: skip
 def test_config_builds_its_tracker(compose_config, name: str, cls: type) -> None:
     cfg = compose_config("track", [f"tracker={name}", "ckpt_path=x", "input=y"])
@@ -33,6 +33,20 @@ def test_qdtrack_yaml_is_the_class_defaults_and_variants_differ(compose_config) 
     assert (bdd.init_score_thr, bdd.obj_score_thr) == (0.7, 0.3)
     synth = compose_config("train", ["experiment=synth"]).tracker
     assert (synth.match_metric, synth.match_score_thr, synth.init_score_thr) == ("cosine", 0.3, 0.9)
+
+
+def test_experiment_synth_scores_the_iou_baseline_on_the_same_detections(compose_config) -> None:
+    """make train reports test/* and test_iou/*: the IoU baseline rides in the same evaluation
+    loop with the same birth and continuation scores, so only the association differs."""
+    cfg = compose_config("train", ["experiment=synth"])
+    evaluator = instantiate(cfg.callbacks.tracking_evaluation)
+    main, baseline = evaluator.tracker, evaluator.baselines["iou"]
+    assert isinstance(main, QDTracker) and isinstance(baseline, IoUTracker)
+    assert (baseline.init_score_thr, baseline.obj_score_thr) == (
+        main.init_score_thr,
+        main.obj_score_thr,
+    )
+    assert cfg.eval_split == "test" and cfg.optimized_metric == "val/HOTA"
 
 
 def test_registry() -> None:

@@ -9,32 +9,18 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from qdtrack_pl.api import Run
 from qdtrack_pl.data.datamodule import VideoDataModule
-from qdtrack_pl.lit.checkpointing import load_weights
 from qdtrack_pl.models.qdtrack import Detections
 
 log = logging.getLogger(__name__)
 
 CACHE_DIR = "detections"
-CHECKPOINT = Path("checkpoints") / "last.ckpt"
-RUN_CONFIG = Path(".hydra") / "config.yaml"
 
 VideoDetections = list[Detections]  # one entry per frame, in frame order, on the CPU
 DetectionCache = dict[str, VideoDetections]  # video name -> its frames
-
-
-def run_config(run_dir: Path) -> DictConfig:
-    """The resolved config a training run saved (``<run>/.hydra/config.yaml``)."""
-    path = run_dir / RUN_CONFIG
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} does not exist: {run_dir} is not a qdtrack-train run folder"
-        )
-    cfg = OmegaConf.load(path)
-    assert isinstance(cfg, DictConfig)
-    return cfg
 
 
 def build_datamodule(cfg: DictConfig) -> VideoDataModule:
@@ -44,20 +30,17 @@ def build_datamodule(cfg: DictConfig) -> VideoDataModule:
     return datamodule
 
 
-@torch.inference_mode()
 def compute_detections(run_dir: Path, split: str) -> DetectionCache:
     """Run the run's last checkpoint over every frame of ``split``, video by video."""
-    cfg = run_config(run_dir)
-    checkpoint = run_dir / CHECKPOINT
-    module = instantiate(cfg.model)
-    load_weights(module, checkpoint)
-    module.eval()
-    datamodule = build_datamodule(cfg)
+    run = Run(run_dir)
+    module = run.load_model().eval()
+    datamodule = build_datamodule(run.config())
     datamodule.setup("validate" if split == "val" else "test")
     loader = datamodule.frame_dataloader(split)
     cache: DetectionCache = {}
     for batch in loader:
-        detections = module.detect(batch)
+        with torch.inference_mode():
+            detections = module.detect(batch)
         for dets, video, frame_index in zip(
             detections, batch.video_names, batch.frame_indices, strict=True
         ):

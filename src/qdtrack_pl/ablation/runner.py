@@ -20,8 +20,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from qdtrack_pl.ablation.cache import build_datamodule, cached_detections, run_config
+from qdtrack_pl.ablation.cache import build_datamodule, cached_detections
 from qdtrack_pl.ablation.sweep import grid_points, tune_and_test
+from qdtrack_pl.api import Run
 from qdtrack_pl.cli.run import METRICS_FILE
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,7 @@ def train_grid(cfg: DictConfig) -> None:
 
 def job_settings(job_dir: Path, keys: list[str]) -> dict[str, Any]:
     """The grid values a job ran with, read back from its saved overrides."""
-    overrides = OmegaConf.load(job_dir / OVERRIDES_FILE)
-    values = dict(str(o).split("=", 1) for o in overrides)  # type: ignore[union-attr]
+    values = dict(o.split("=", 1) for o in Run(job_dir).overrides)
     return {key: _parse(values[key]) for key in keys if key in values}
 
 
@@ -87,7 +87,7 @@ def finished_jobs(cfg: DictConfig) -> list[Path]:
 def _grid_settings(cfg: DictConfig) -> list[dict[str, Any]]:
     grid = OmegaConf.to_container(cfg.grid, resolve=True)
     assert isinstance(grid, dict)
-    return grid_points(grid)
+    return grid_points({str(k): list(v) for k, v in grid.items()})
 
 
 def scoring_settings(cfg: DictConfig) -> dict[str, Any]:
@@ -107,7 +107,7 @@ def score_job(cfg: DictConfig, job_dir: Path) -> dict[str, Any]:
         saved = json.loads(path.read_text())
         if saved.get("settings_digest") == digest:
             return saved
-    datamodule = build_datamodule(run_config(job_dir))
+    datamodule = build_datamodule(Run(job_dir).config())
     splits = {}
     for split in (cfg.tune_split, cfg.report_split):
         splits[split] = (datamodule.eval_index(split), cached_detections(job_dir, split))

@@ -36,8 +36,10 @@ def tracker_factory(tracker: DictConfig | Mapping[str, Any], **params: Any) -> A
     base = (
         OmegaConf.to_container(tracker, resolve=True)
         if isinstance(tracker, DictConfig)
-        else dict(tracker)
+        else tracker
     )
+    if not isinstance(base, Mapping):
+        raise TypeError(f"a tracker config must be a mapping, got {type(base).__name__}")
     config = {**base, **params}
 
     def make() -> Tracker:

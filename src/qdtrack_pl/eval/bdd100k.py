@@ -54,7 +54,7 @@ def _box(box: np.ndarray) -> dict[str, float]:
     return {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
 
 
-def _frame_record(video: Video, index: int, labels: list[dict]) -> dict:
+def _frame_record(video: Video, index: int, labels: list[dict[str, Any]]) -> dict[str, Any]:
     frame = video.frames[index]
     return {
         "name": frame.image_path.name,
@@ -65,7 +65,7 @@ def _frame_record(video: Video, index: int, labels: list[dict]) -> dict:
     }
 
 
-def gt_labels(annotations: FrameAnnotations, class_names: tuple[str, ...]) -> list[dict]:
+def gt_labels(annotations: FrameAnnotations, class_names: tuple[str, ...]) -> list[dict[str, Any]]:
     """Ground-truth rows as scalabel labels; ignore rows become crowd regions of their class."""
     return [
         {
@@ -96,7 +96,7 @@ def write_results(
     video: Video, results: TrackResults | None, class_names: tuple[str, ...], path: Path
 ) -> None:
     """One video's tracks as a scalabel prediction json (every frame listed, even empty ones)."""
-    labels: list[list[dict]] = [[] for _ in video.frames]
+    labels: list[list[dict[str, Any]]] = [[] for _ in video.frames]
     if results is not None:
         require_classes(results, video.name)
         for frame, track_id, box, score, class_id in zip(
@@ -125,7 +125,7 @@ def require_classes(results: TrackResults, video: str) -> None:
         raise ValueError(f"results of video {video!r}: rows without a class id cannot be scored")
 
 
-def _run_trackeval(gt_dir: Path, tracker_dir: Path, class_names: tuple[str, ...]) -> dict:
+def _run_trackeval(gt_dir: Path, tracker_dir: Path, class_names: tuple[str, ...]) -> dict[str, Any]:
     metrics = [
         trackeval.metrics.HOTA({"PRINT_CONFIG": False}),
         trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
@@ -147,7 +147,8 @@ def _run_trackeval(gt_dir: Path, tracker_dir: Path, class_names: tuple[str, ...]
     message = messages["BDD100K"][TRACKER_NAME]
     if message != "Success":
         raise RuntimeError(f"TrackEval BDD100K evaluation failed: {message}")
-    return output["BDD100K"][TRACKER_NAME]["COMBINED_SEQ"]
+    combined: dict[str, Any] = output["BDD100K"][TRACKER_NAME]["COMBINED_SEQ"]
+    return combined
 
 
 def _headline(res: Mapping[str, Any]) -> dict[str, float]:
@@ -170,20 +171,20 @@ def summarize(combined: Mapping[str, Any], class_names: tuple[str, ...]) -> dict
     """
 
     def has_gt(name: str) -> bool:
-        return combined[name]["Count"]["GT_Dets"] > 0
+        return bool(combined[name]["Count"]["GT_Dets"] > 0)
 
     if not any(has_gt(c) for c in class_names):
         raise ValueError("the evaluated videos hold no ground-truth boxes of any BDD100K class")
     per_class = {c: _headline(combined[c]) for c in class_names if has_gt(c)}
-    out = {}
+    out: dict[str, float] = {}
     for key in ("HOTA", "MOTA", "IDF1"):
         values = [per_class[c][key] if c in per_class else 0.0 for c in class_names]
         out[f"m{key}"] = float(np.mean(values))
     out.update(_headline(combined["cls_comb_det_av"]))
     groups = [g for g in SUPER_CATEGORIES if g in combined and has_gt(g)]
     for name in [*per_class, *groups]:
-        values = per_class.get(name) or _headline(combined[name])
-        out.update({f"{k}/{name}": v for k, v in values.items() if k != "IDSW"})
+        headline = per_class.get(name) or _headline(combined[name])
+        out.update({f"{k}/{name}": v for k, v in headline.items() if k != "IDSW"})
     return out
 
 
@@ -242,7 +243,7 @@ def read_scalabel_results(path: str | Path, gt: VideoIndex) -> dict[str, TrackRe
     rows: dict[str, list[tuple[int, int, list[float], float, int]]] = defaultdict(list)
     dense_ids: dict[str, dict[str, int]] = defaultdict(dict)
     seen_frames: dict[tuple[str, int], str] = {}
-    skipped: Counter = Counter()
+    skipped: Counter[str] = Counter()
     for file in _prediction_files(Path(path)):
         records = load_json(file)
         if not isinstance(records, list):

@@ -4,12 +4,15 @@
 format of the dataset's protocol and scores them against the evaluation split's ground truth with
 that same protocol, so the table and ``metrics.json`` are those a tracking run prints and writes:
 
-| protocol | ``results`` | read by |
-|---|---|---|
-| MOTChallenge benchmark (``data=mot17``, ``data=motchallenge``) | folder of ``<sequence>.txt`` or one such file | TrackEval ``MotChallenge2DBox`` with the benchmark's rules (MOT15 / 16 / 17 / 20) |
-| ``mot`` (CrowdHuman, Waymo, CocoVID, synth) | folder of ``<video>.txt`` or one such file | :func:`read_mot_result_folder`, the shared adapter |
-| ``bdd100k`` | scalabel json (all videos) or a folder of them | :func:`qdtrack_pl.eval.bdd100k.read_scalabel_results` |
-| ``tao`` | TAO result json (or the folder holding it) | :func:`qdtrack_pl.eval.tao.read_tao_results` |
+- MOTChallenge benchmarks (``data=mot17``, ``data=motchallenge``): a folder of
+  ``<sequence>.txt`` (or one such file), scored by TrackEval's ``MotChallenge2DBox`` with the
+  benchmark's rules (MOT15 / 16 / 17 / 20);
+- protocol ``mot`` (CrowdHuman, Waymo, CocoVID, synth): ``<video>.txt`` files the same way
+  (:func:`read_mot_result_folder`), scored by the shared adapter as in training;
+- ``bdd100k``: scalabel prediction json, all videos in one list or one file per video in a folder
+  (:func:`qdtrack_pl.eval.bdd100k.read_scalabel_results`);
+- ``tao``: the TAO result json or the folder holding it
+  (:func:`qdtrack_pl.eval.tao.read_tao_results`).
 
 MOTChallenge text rows use the dataset's frame numbers (``Frame.source_frame_id``: the MOT frame
 number, also in the half splits), as ``write_mot_results`` writes them.

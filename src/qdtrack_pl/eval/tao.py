@@ -22,6 +22,7 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import trackeval
@@ -42,7 +43,7 @@ IOU_THRESHOLDS = np.arange(0.5, 0.96, 0.05)  # TrackMAP's default, named for the
 AP50, AP75 = 0, 5  # positions of IoU 0.5 and 0.75 in IOU_THRESHOLDS
 
 
-def result_records(gt: VideoIndex, results: Mapping[str, TrackResults]) -> list[dict]:
+def result_records(gt: VideoIndex, results: Mapping[str, TrackResults]) -> list[dict[str, Any]]:
     """Tracks as TAO result dicts (``image_id, video_id, track_id, category_id, bbox xywh,
     score``), using the TAO ids the reader kept in ``gt.metadata``. Trackers number tracks per
     video while TAO track ids are unique over the json, so each video's ids are offset."""
@@ -165,7 +166,7 @@ def read_tao_results(path: str | Path, gt: VideoIndex) -> dict[str, TrackResults
         raise DatasetFormatError(f"{file}: expected a json list of result records")
     rows: dict[str, list[tuple[int, int, list[float], float, int]]] = defaultdict(list)
     seen: dict[tuple[int, int], int] = {}
-    outside: Counter = Counter()
+    outside: Counter[int] = Counter()
     for i, record in enumerate(records):
         at = f"{file}: record {i}"
         image_id = field(record, "image_id", int, at)

@@ -35,6 +35,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LinearLR, LRScheduler
 
 from qdtrack_pl.data.batch import FrameBatch, PairBatch
+from qdtrack_pl.lit.lr_scaling import apply_auto_scale_lr
 from qdtrack_pl.models.qdtrack import Detections, QDTrackModel
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ class QDTrackModule(pl.LightningModule):
     ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``); the scheduler steps
     once per epoch (the paper's step decay). ``warmup_iters`` > 0 adds a linear per-iteration
     warm-up from ``warmup_ratio`` x lr; both schedulers are chainable, so they compose.
+    ``auto_scale_lr`` with a ``base_batch_size`` scales the optimizer's lr linearly to the run's
+    total batch (devices x batch size x nodes x accumulation) at the start, as mmdetection's
+    ``auto_scale_lr`` does (:mod:`qdtrack_pl.lit.lr_scaling`); no ``base_batch_size``: no scaling.
     """
 
     def __init__(
@@ -68,6 +72,8 @@ class QDTrackModule(pl.LightningModule):
         warmup_ratio: float = 0.001,
         nonfinite_loss: Literal["skip", "stop"] = "skip",
         max_consecutive_nonfinite: int | None = 20,
+        auto_scale_lr: bool = True,
+        base_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         if warmup_iters < 0 or not 0.0 < warmup_ratio <= 1.0:
@@ -83,6 +89,8 @@ class QDTrackModule(pl.LightningModule):
             raise ValueError(
                 f"max_consecutive_nonfinite must be >= 1 or None, got {max_consecutive_nonfinite}"
             )
+        if base_batch_size is not None and base_batch_size < 1:
+            raise ValueError(f"base_batch_size must be >= 1 or None, got {base_batch_size}")
         self.save_hyperparameters(ignore=["model"], logger=False)
         self.model = model
         self.nonfinite_steps = 0  # steps skipped for a NaN/inf loss or gradient (checkpointed)
@@ -240,6 +248,13 @@ class QDTrackModule(pl.LightningModule):
         params = [p for p in self.model.parameters() if p.requires_grad]
         hparams = self.hparams
         optimizer: Optimizer = hparams["optimizer"](params)
+        # before the schedulers read their base rates; hparams of older checkpoints lack the keys
+        self.lr_scale = apply_auto_scale_lr(
+            optimizer,
+            self._trainer,
+            hparams.get("auto_scale_lr", False),
+            hparams.get("base_batch_size"),
+        )
         schedulers: list[LRSchedulerConfigType] = []
         if hparams["warmup_iters"] > 0:
             warmup = LinearLR(

@@ -150,7 +150,8 @@ def fold_batchnorms(root: nn.Module) -> int:
             if (
                 type(conv) is nn.Conv2d
                 and type(norm) in (FrozenBatchNorm2d, nn.BatchNorm2d)
-                and conv.out_channels == norm.num_features
+                and norm.running_mean is not None
+                and conv.out_channels == len(norm.running_mean)
                 and conv.padding_mode == "zeros"
             ):
                 norm_cls = (

@@ -132,8 +132,8 @@ def parse_labels(
         )
     if not rows:
         return FrameAnnotations.empty()
-    boxes, ids, classes, visibility, ignore = zip(*rows, strict=True)
-    return FrameAnnotations.from_rows(boxes, ids, classes, visibility, ignore)
+    boxes, ids, classes, visibilities, ignore = zip(*rows, strict=True)
+    return FrameAnnotations.from_rows(boxes, ids, classes, visibilities, ignore)
 
 
 def read_bdd100k_video(

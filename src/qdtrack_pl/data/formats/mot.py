@@ -414,11 +414,11 @@ def read_mot_sequence(
     image_paths = _image_paths(seq_dir, info)
     gt_path = seq_dir / gt_file
     if not require_gt and not gt_path.exists():
-        frames = tuple(
+        unannotated = tuple(
             Frame(i, p, FrameAnnotations.empty(), i + 1, annotated=False)
             for i, p in enumerate(image_paths)
         )
-        return Video(info.name, frames, info.width, info.height, info.frame_rate)
+        return Video(info.name, unannotated, info.width, info.height, info.frame_rate)
     gt = read_gt_rows(gt_path, layout)
     if len(gt.values) == 0:
         raise DatasetFormatError(f"{gt_path}: the sequence has no annotations (empty file)")
@@ -435,7 +435,7 @@ def read_mot_sequence(
     frame_of_row = values[:, 0].astype(np.int64) - 1
     order = np.argsort(frame_of_row, kind="stable")  # group by frame, keep file order inside
     bounds = np.searchsorted(frame_of_row[order], np.arange(info.seq_length + 1))
-    frames = []
+    frames: list[Frame] = []
     for i, path in enumerate(image_paths):
         sel = order[bounds[i] : bounds[i + 1]]
         ann = _frame_annotations(values[sel], class_ids[sel], ignore[sel])

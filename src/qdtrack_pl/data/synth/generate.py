@@ -87,6 +87,7 @@ class SynthObject(NamedTuple):
     size: tuple[int, int]  # width, height at scale 1
     centres: np.ndarray  # (T, 2) float world centres
     scales: np.ndarray  # (T,) size factor per frame
+    turns: int  # abrupt heading and speed changes of the trajectory
     lookalike_of: int | None  # track id whose class, palette and size this one shares
 
 
@@ -127,7 +128,6 @@ def _plan_scene(cfg: SynthConfig, rng: np.random.Generator, length: int) -> Scen
     num_objects = int(rng.integers(cfg.objects_range[0], cfg.objects_range[1] + 1))
     objects: list[SynthObject] = []
     encounters, hides, occluders = [], [], []
-    turns = 0
     still = np.ones(length)
 
     def add(
@@ -138,11 +138,12 @@ def _plan_scene(cfg: SynthConfig, rng: np.random.Generator, length: int) -> Scen
         scales: np.ndarray,
         lookalike_of: int | None = None,
     ) -> int:
-        nonlocal turns
-        turns += track.turns
+        """Append the next object (track ids count from 1); returns its track id."""
         track_id = len(objects) + 1
         objects.append(
-            SynthObject(track_id, class_id, look, size, track.centres, scales, lookalike_of)
+            SynthObject(
+                track_id, class_id, look, size, track.centres, scales, track.turns, lookalike_of
+            )
         )
         return track_id
 
@@ -191,13 +192,13 @@ def _plan_scene(cfg: SynthConfig, rng: np.random.Generator, length: int) -> Scen
         anchor_frame = int(rng.integers(length))
         anchor = view_point(cfg, rng, camera, anchor_frame, cfg.size_range[0] / 2)
         track = trajectory(cfg, rng, length, (anchor_frame, anchor), rng.uniform(0, 2 * np.pi))
-        scales, _ = scale_profile(cfg, rng, length)
+        scales = scale_profile(cfg, rng, length)
         add(class_id, random_appearance(cfg, rng), size, track, scales)
 
     events = {
         "encounters": encounters,
         "hides": hides,
-        "turns": turns,
+        "turns": sum(obj.turns for obj in objects),
         "pans": camera.pans,
         "shakes": camera.shakes,
     }
@@ -229,7 +230,7 @@ def _annotations(
     cfg: SynthConfig,
 ) -> FrameAnnotations:
     """Rows for the objects with a pixel in the image; ``boxes`` (N, 4) are full extents."""
-    rows = np.flatnonzero(inside > 0)
+    rows = [int(i) for i in np.flatnonzero(inside > 0)]
     areas = np.array([sprites[i].mask.sum() for i in rows], np.float64)
     visibility = (visible[rows] / areas).astype(np.float32)
     limits = np.array([cfg.width, cfg.height] * 2)
@@ -271,7 +272,13 @@ def render_sequence(
         top_left = np.round(centres - sizes / 2).astype(np.int64) - view
         boxes = np.concatenate([top_left, top_left + sizes], axis=1)
         layers = [
-            Layer(frame_sprites[i].rgb, frame_sprites[i].mask, *top_left[i], owner=int(i))
+            Layer(
+                frame_sprites[i].rgb,
+                frame_sprites[i].mask,
+                int(top_left[i, 0]),
+                int(top_left[i, 1]),
+                owner=int(i),
+            )
             for i in draw_order
         ]
         for occluder in scene.occluders:

@@ -165,8 +165,9 @@ def plan_hide(
     exit_ = entry + shift
     half = np.array([width, height]) / 2 + cfg.occluder_margin
     low, high = np.minimum(entry, exit_) - half, np.maximum(entry, exit_) + half
-    occluder = (*np.floor(low).astype(int).tolist(), *np.ceil(high).astype(int).tolist())
-    return HidePlan(start, frames, entry, exit_, tuple(occluder))  # type: ignore[arg-type]
+    x1, y1 = (int(v) for v in np.floor(low))
+    x2, y2 = (int(v) for v in np.ceil(high))
+    return HidePlan(start, frames, entry, exit_, (x1, y1, x2, y2))
 
 
 def hidden_track(cfg: SynthConfig, rng: np.random.Generator, length: int, plan: HidePlan) -> Track:
@@ -182,12 +183,10 @@ def hidden_track(cfg: SynthConfig, rng: np.random.Generator, length: int, plan: 
     return Track(centres, inward.turns + outward.turns)
 
 
-def scale_profile(
-    cfg: SynthConfig, rng: np.random.Generator, length: int
-) -> tuple[np.ndarray, float]:
+def scale_profile(cfg: SynthConfig, rng: np.random.Generator, length: int) -> np.ndarray:
     """Per-frame size factors: 1 throughout, or (with ``scale_change_prob``) a steady geometric
     ramp from 1 to a final factor drawn from ``scale_factor_range`` (approaching or receding)."""
     if rng.random() >= cfg.scale_change_prob:
-        return np.ones(length), 1.0
+        return np.ones(length)
     final = float(np.exp(rng.uniform(*np.log(cfg.scale_factor_range))))
-    return final ** (np.arange(length) / max(length - 1, 1)), final
+    return final ** (np.arange(length) / max(length - 1, 1))

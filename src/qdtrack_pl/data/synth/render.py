@@ -148,7 +148,7 @@ def compose_frame(
     image = background.copy()
     owners = np.full(background.shape[:2], -1, np.int64)
     inside = np.zeros(num_objects, np.int64)
-    height, width = owners.shape
+    height, width = background.shape[:2]
     for layer in layers:
         h, w = layer.mask.shape
         x1, y1 = max(layer.x, 0), max(layer.y, 0)
