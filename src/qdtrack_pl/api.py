@@ -42,7 +42,7 @@ SMOKE_OVERRIDES = ("experiment=synth_tiny",)  # seconds-scale data and model
 QUIET = ("callbacks.rich_progress_bar=null", "trainer.enable_progress_bar=false")  # no live bars
 NO_RUN_MESSAGE = (
     "No trained checkpoint found (no {where}/<run>/checkpoints/last.ckpt). Run `make train` "
-    "(about 16 minutes on a laptop CPU) and re-run this notebook to see the method at work; "
+    "(the CPU default) and re-run this notebook to see the method at work; "
     "for now it shows {fallback}."
 )
 SMOKE_FALLBACK = "a tiny smoke model trained here for a few steps, whose results mean nothing"

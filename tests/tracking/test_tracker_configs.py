@@ -32,7 +32,7 @@ def test_qdtrack_yaml_is_the_class_defaults_and_variants_differ(compose_config) 
     bdd = compose_config("track", ["tracker=bdd100k", "ckpt_path=x", "input=y"]).tracker
     assert (bdd.init_score_thr, bdd.obj_score_thr) == (0.7, 0.3)
     synth = compose_config("train", ["experiment=synth"]).tracker
-    assert (synth.match_metric, synth.match_score_thr, synth.init_score_thr) == ("cosine", 0.3, 0.9)
+    assert (synth.match_metric, synth.match_score_thr, synth.init_score_thr) == ("cosine", 0.6, 0.9)
 
 
 def test_experiment_synth_scores_the_iou_baseline_on_the_same_detections(compose_config) -> None:

@@ -12,7 +12,9 @@ fold is recomputed from the current parameters in every forward (a pass over the
 activations): ``W`` stays the trained parameter, gradients reach it through ``W * scale`` exactly
 as they did through the BatchNorm, and checkpoints keep their keys (``conv1.weight``,
 ``bn1.running_mean``, ...). When nothing needs a gradient (inference, frozen stages) the folded
-weights are cached until a parameter or buffer changes (tracked by tensor versions).
+weights are cached until a parameter or buffer changes (tracked by tensor versions; inference
+tensors, which track none, by identity and dtype: outside ``torch.inference_mode`` they cannot be
+modified in place).
 
 A BatchNorm that is *training* (batch statistics) is not folded: the pair then runs as before.
 :func:`fold_batchnorms` rewires a module tree in place; ``FasterRCNN(fold_bn=...)`` calls it on
@@ -21,16 +23,16 @@ the ResNet body. See docs/performance.md.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import torch
 from torch import Tensor, nn
 from torchvision.ops import FrozenBatchNorm2d
 
-Norm = FrozenBatchNorm2d | nn.BatchNorm2d
+Norm: TypeAlias = FrozenBatchNorm2d | nn.BatchNorm2d
 
 
-def is_foldable(norm: nn.Module) -> bool:
+def is_foldable(norm: object) -> bool:
     """Whether ``norm`` is an affine map right now (frozen, or BatchNorm with running stats in
     eval mode)."""
     if isinstance(norm, FrozenBatchNorm2d):
@@ -43,12 +45,30 @@ def is_foldable(norm: nn.Module) -> bool:
     )
 
 
+def _norm_tensors(norm: Norm) -> tuple[Tensor | None, Tensor | None, Tensor, Tensor]:
+    """``weight``, ``bias``, ``running_mean``, ``running_var`` of a norm (parameters or buffers)."""
+    running_mean = cast("Tensor | None", norm.running_mean)
+    running_var = cast("Tensor | None", norm.running_var)
+    if running_mean is None or running_var is None:
+        raise ValueError(
+            f"{type(norm).__name__} has no running statistics (track_running_stats=False): "
+            "it cannot be folded into a convolution"
+        )
+    return (
+        cast("Tensor | None", norm.weight),
+        cast("Tensor | None", norm.bias),
+        running_mean,
+        running_var,
+    )
+
+
 def _affine(norm: Norm) -> tuple[Tensor, Tensor]:
     """``scale``, ``shift`` of a foldable norm, computed as ``FrozenBatchNorm2d.forward`` does."""
-    weight = norm.weight if norm.weight is not None else torch.ones_like(norm.running_var)
-    bias = norm.bias if norm.bias is not None else torch.zeros_like(norm.running_mean)
-    scale = weight * (norm.running_var + norm.eps).rsqrt()
-    return scale, bias - norm.running_mean * scale
+    norm_weight, norm_bias, running_mean, running_var = _norm_tensors(norm)
+    weight = norm_weight if norm_weight is not None else torch.ones_like(running_var)
+    bias = norm_bias if norm_bias is not None else torch.zeros_like(running_mean)
+    scale = weight * (running_var + norm.eps).rsqrt()
+    return scale, bias - running_mean * scale
 
 
 class FoldedNormMixin:
@@ -57,7 +77,7 @@ class FoldedNormMixin:
 
     def forward(self, x: Tensor) -> Tensor:
         parent, conv_name = self.__dict__["_fold_pair"]
-        if is_foldable(self) and isinstance(parent._modules.get(conv_name), BNFoldedConv2d):  # type: ignore[arg-type]
+        if is_foldable(self) and isinstance(parent._modules.get(conv_name), BNFoldedConv2d):
             return x
         return super().forward(x)  # type: ignore[misc]
 
@@ -79,7 +99,9 @@ class BNFoldedConv2d(nn.Conv2d):
     def _paired_norm(self) -> Norm | None:
         parent, norm_name = self.__dict__["_fold_pair"]
         norm = parent._modules.get(norm_name)
-        return norm if isinstance(norm, FoldedNormMixin) and is_foldable(norm) else None
+        if isinstance(norm, FoldedNormMixin) and is_foldable(norm):
+            return cast(Norm, norm)  # FoldedFrozenBatchNorm2d | FoldedBatchNorm2d
+        return None
 
     def forward(self, x: Tensor) -> Tensor:
         norm = self._paired_norm()
@@ -89,20 +111,16 @@ class BNFoldedConv2d(nn.Conv2d):
         return self._conv_forward(x, weight, bias)
 
     def _folded(self, norm: Norm) -> tuple[Tensor, Tensor]:
-        tensors = (
-            self.weight,
-            self.bias,
-            norm.weight,
-            norm.bias,
-            norm.running_mean,
-            norm.running_var,
-        )
+        tensors = (self.weight, self.bias, *_norm_tensors(norm))
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
             return self._fold(norm)  # part of the graph: recomputed every call
         key = (
             torch.is_inference_mode_enabled(),
             *(
-                (None, 0, None) if t is None else (t.data_ptr(), t._version, t.dtype)
+                (None, 0, None)
+                if t is None
+                # inference tensors track no version (reading it raises)
+                else (t.data_ptr(), None if t.is_inference() else t._version, t.dtype)
                 for t in tensors
             ),
         )
@@ -147,11 +165,16 @@ def fold_batchnorms(root: nn.Module) -> int:
         for conv_name, norm_name in _PAIRS:
             conv = module._modules.get(conv_name)
             norm = module._modules.get(norm_name)
-            if (
+            if not (
                 type(conv) is nn.Conv2d
                 and type(norm) in (FrozenBatchNorm2d, nn.BatchNorm2d)
-                and norm.running_mean is not None
-                and conv.out_channels == len(norm.running_mean)
+                and isinstance(norm, (FrozenBatchNorm2d, nn.BatchNorm2d))  # for type checkers
+            ):
+                continue
+            running_mean = cast("Tensor | None", norm.running_mean)
+            if (
+                running_mean is not None
+                and conv.out_channels == len(running_mean)
                 and conv.padding_mode == "zeros"
             ):
                 norm_cls = (

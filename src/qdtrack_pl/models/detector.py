@@ -183,6 +183,10 @@ class FasterRCNN(nn.Module):
     ``sparse_roi_align`` runs the box head's CPU RoIAlign as sparse matrix products.
     """
 
+    # registered buffers (non-persistent), declared for type checkers
+    pixel_mean: Tensor
+    pixel_std: Tensor
+
     def __init__(
         self,
         num_classes: int,

@@ -30,7 +30,12 @@ from typing import Any
 import torch
 from torch import Tensor
 from torchvision.ops import MultiScaleRoIAlign
-from torchvision.ops.poolers import _convert_to_roi_format, _filter_input, _setup_scales
+from torchvision.ops.poolers import (
+    LevelMapper,
+    _convert_to_roi_format,
+    _filter_input,
+    _setup_scales,
+)
 
 _SPARSE_DTYPES = (torch.float32, torch.float64)
 
@@ -227,10 +232,15 @@ class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
             and not torch.jit.is_scripting()
         ):
             return super().forward(x, boxes, image_shapes)
-        if self.scales is None or self.map_levels is None:
-            self.scales, self.map_levels = _setup_scales(
+        # torchvision declares these through a class-level ``__annotations__`` dict that mypy
+        # cannot read; read them as the typed plain attributes they are (set in its __init__)
+        scales: list[float] | None = self.__dict__.get("scales")
+        map_levels: LevelMapper | None = self.__dict__.get("map_levels")
+        if scales is None or map_levels is None:
+            scales, map_levels = _setup_scales(
                 x_filtered, image_shapes, self.canonical_scale, self.canonical_level
             )
+            self.scales, self.map_levels = scales, map_levels
         if sum(len(b) for b in boxes) == 0:
             return first.new_zeros((0, first.shape[1], *self.output_size))
         return sparse_multiscale_roi_align(
@@ -238,8 +248,8 @@ class SparseMultiScaleRoIAlign(MultiScaleRoIAlign):
             boxes,
             self.output_size,
             self.sampling_ratio,
-            self.scales,
-            self.map_levels,
+            scales,
+            map_levels,
         )
 
 
