@@ -57,10 +57,10 @@ def test_prepare_and_setup_read_the_generated_splits(tmp_path: Path) -> None:
     dm.setup("fit")
     assert dm.class_names == ("person", "car", "box")
     assert len(dm.index("train")) == 2 and len(dm.eval_index("val")) == 1
-    test, val = dm.eval_index("test"), dm.eval_index("val")  # synth test = val
-    assert [f.image_path for v in test.videos for f in v.frames] == [
-        f.image_path for v in val.videos for f in v.frames
-    ]
+    test, val = dm.eval_index("test"), dm.eval_index("val")  # test is held out, not val again
+    assert [v.name for v in test.videos] == ["synth-test-00"]
+    assert [v.name for v in val.videos] == ["synth-val-00"]
+    assert all(f.image_path.parent.parent.parent.name == "test" for f in test.videos[0].frames)
     assert dm.eval_index("validate") is dm.eval_index("val")
     with pytest.raises(ValueError, match="unknown stage 'bogus'"):
         dm.eval_index("bogus")
@@ -115,8 +115,10 @@ def test_training_batches_are_reproducible_from_the_seed_with_workers(tmp_path: 
 def test_eval_loaders_visit_every_frame_once_in_video_order(tmp_path: Path) -> None:
     dm = _datamodule(tmp_path, eval_batch_size=4)
     dm.setup("validate")
-    expected = [(v.name, f.index) for v in dm.eval_index("val").videos for f in v.frames]
-    for loader in (dm.val_dataloader(), dm.test_dataloader(), dm.predict_dataloader()):
+    loaders = {"val": dm.val_dataloader(), "test": dm.test_dataloader()}
+    loaders["predict"] = dm.predict_dataloader()
+    for stage, loader in loaders.items():
+        expected = [(v.name, f.index) for v in dm.eval_index(stage).videos for f in v.frames]
         seen = []
         for batch in loader:
             assert isinstance(batch, FrameBatch) and batch.images.shape[-2:] == (192, 320)
@@ -155,4 +157,5 @@ def test_lightning_keeps_the_video_order(tmp_path: Path) -> None:
     video = dm.eval_index("val").videos[0]
     assert module.seen == [(video.name, f.index) for f in video.frames]
     predicted = trainer.predict(module, datamodule=dm)
-    assert [i for batch in predicted for i in batch] == list(range(len(video)))
+    predict_video = dm.eval_index("predict").videos[0]
+    assert [i for batch in predicted for i in batch] == list(range(len(predict_video)))

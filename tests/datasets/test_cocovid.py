@@ -77,7 +77,8 @@ def _edit(root: Path, edit: Callable[[dict], object]) -> Path:
         ),
         (  # images[0] is frame 2 of video 1; images[2] is frame 1 -> make it 2 as well
             lambda d: d["images"][2].update(frame_id=2),
-            r"images\[2\]: field 'frame_id': video 1 already has frame 2 \(images\[0\]\)",
+            r"images\[2\]: field 'frame_id': video 1 already has an image at frame_id 2 "
+            r"\(images\[0\]\)",
         ),
         (  # annotation 5 (car, image 2) takes the pedestrian's instance 10 on the same image
             lambda d: d["annotations"][4].update(instance_id=10),

@@ -20,14 +20,14 @@ at one ``frame_id`` of a video are errors), so nothing is dropped or doubled wit
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from qdtrack_pl.data.datamodule import NativeDataModule
 from qdtrack_pl.data.errors import DatasetFormatError, require_path
-from qdtrack_pl.data.formats.coco import frame_annotations
+from qdtrack_pl.data.formats.coco import frame_annotations, group_video_records
 from qdtrack_pl.data.formats.json_fields import field, load_json
 from qdtrack_pl.data.index import Frame, Video, VideoIndex
 
@@ -82,38 +82,13 @@ def read_cocovid(
             )
         video_ids[video_id] = v
 
-    images_of_video: dict[int, list[dict]] = defaultdict(list)
-    image_of_frame: dict[tuple[int, int], int] = {}
-    image_ids: set[int] = set()
-    for i, image in enumerate(field(data, "images", list, where)):
-        at = f"{where}: images[{i}]"
-        for key in ("id", "video_id", "frame_id"):
-            field(image, key, int, at)
-        field(image, "file_name", str, at)
-        if image["video_id"] not in video_ids:
-            raise DatasetFormatError(
-                f"{at}: field 'video_id': {image['video_id']} is not the id of any entry of "
-                "'videos'"
-            )
-        first = image_of_frame.setdefault((image["video_id"], image["frame_id"]), i)
-        if first != i:
-            raise DatasetFormatError(
-                f"{at}: field 'frame_id': video {image['video_id']} already has frame "
-                f"{image['frame_id']} (images[{first}]); expected one image per frame"
-            )
-        if image["id"] in image_ids:
-            raise DatasetFormatError(f"{at}: field 'id': image id {image['id']} is used twice")
-        image_ids.add(image["id"])
-        images_of_video[image["video_id"]].append(image)
-    anns_of_image: dict[int, list[tuple[int, dict]]] = defaultdict(list)
-    for i, ann in enumerate(data.get("annotations", [])):
-        at = f"{where}: annotations[{i}]"
-        image_id = field(ann, "image_id", int, at)
-        if image_id not in image_ids:
-            raise DatasetFormatError(
-                f"{at}: field 'image_id': {image_id} is not the id of any entry of 'images'"
-            )
-        anns_of_image[image_id].append((i, ann))
+    images_of_video, anns_of_image = group_video_records(
+        video_ids,
+        field(data, "images", list, where),
+        data.get("annotations", []),
+        "frame_id",
+        where,
+    )
 
     unknown: Counter = Counter()  # stays empty: every category of the json is a class
     out = []

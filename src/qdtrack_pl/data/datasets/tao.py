@@ -10,14 +10,14 @@ their target exactly as TrackEval's TAO class does, so training and evaluation a
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from qdtrack_pl.data.datamodule import NativeDataModule
 from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError, read_text, require_path
-from qdtrack_pl.data.formats.coco import frame_annotations
+from qdtrack_pl.data.formats.coco import frame_annotations, group_video_records
 from qdtrack_pl.data.formats.json_fields import field, load_json
 from qdtrack_pl.data.index import Frame, Video, VideoIndex
 
@@ -98,47 +98,6 @@ def read_vocabulary(path: Path) -> list[str]:
     return names
 
 
-def _group_by_video_and_image(
-    videos: list, images: list, annotations: list, where: str
-) -> tuple[dict[int, list[dict]], dict[int, list[tuple[int, dict]]]]:
-    """Images per video id and ``(index, annotation)`` pairs per image id, checking that every
-    reference resolves: an image of an unknown video, an annotation of an unknown image or two
-    images at the same ``frame_index`` of one video are errors naming both records, never rows
-    silently dropped or frames doubled."""
-    video_ids = {field(v, "id", int, f"{where}: videos[{i}]") for i, v in enumerate(videos)}
-    images_of_video: dict[int, list[dict]] = defaultdict(list)
-    image_at: dict[tuple[int, int], int] = {}
-    image_ids: set[int] = set()
-    for i, image in enumerate(images):
-        at = f"{where}: images[{i}]"
-        for key in ("id", "video_id", "frame_index"):
-            field(image, key, int, at)
-        field(image, "file_name", str, at)
-        if image["video_id"] not in video_ids:
-            raise DatasetFormatError(
-                f"{at}: field 'video_id': {image['video_id']} is not the id of any entry of "
-                "'videos'"
-            )
-        first = image_at.setdefault((image["video_id"], image["frame_index"]), i)
-        if first != i:
-            raise DatasetFormatError(
-                f"{at}: field 'frame_index': video {image['video_id']} already has an image at "
-                f"frame_index {image['frame_index']} (images[{first}]); expected one per frame"
-            )
-        image_ids.add(image["id"])
-        images_of_video[image["video_id"]].append(image)
-    anns_of_image: dict[int, list[tuple[int, dict]]] = defaultdict(list)
-    for i, ann in enumerate(annotations):
-        at = f"{where}: annotations[{i}]"
-        image_id = field(ann, "image_id", int, at)
-        if image_id not in image_ids:
-            raise DatasetFormatError(
-                f"{at}: field 'image_id': {image_id} is not the id of any entry of 'images'"
-            )
-        anns_of_image[image_id].append((i, ann))
-    return images_of_video, anns_of_image
-
-
 def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> VideoIndex:
     """Read ``annotations/<split json>`` with frames under ``frames/``.
 
@@ -178,7 +137,10 @@ def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> Video
     videos = field(data, "videos", list, where)
     images = field(data, "images", list, where)
     annotations = data.get("annotations", [])
-    images_of_video, anns_of_image = _group_by_video_and_image(videos, images, annotations, where)
+    known_videos = {field(v, "id", int, f"{where}: videos[{i}]") for i, v in enumerate(videos)}
+    images_of_video, anns_of_image = group_video_records(
+        known_videos, images, annotations, "frame_index", where
+    )
 
     dropped: Counter = Counter()
     out_videos, image_ids, video_ids, neg_ids, not_exhaustive_ids = [], {}, {}, {}, {}

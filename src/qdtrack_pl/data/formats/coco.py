@@ -7,12 +7,61 @@ class list are dropped and counted, so that a reader can report how many it left
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping
+from collections import Counter, defaultdict
+from collections.abc import Collection, Mapping, Sequence
 
 from qdtrack_pl.data.errors import DatasetFormatError
 from qdtrack_pl.data.formats.json_fields import field, xywh_box
 from qdtrack_pl.data.index import FrameAnnotations
+
+
+def group_video_records(
+    video_ids: Collection[int],
+    images: Sequence[dict],
+    annotations: Sequence[dict],
+    frame_key: str,
+    where: str,
+) -> tuple[dict[int, list[dict]], dict[int, list[tuple[int, dict]]]]:
+    """Images per video id and ``(index, annotation)`` pairs per image id, for the video-COCO
+    jsons (TAO: ``frame_key="frame_index"``, CocoVID: ``"frame_id"``), which share this layout.
+
+    One place checks that every reference resolves, so that no reader drops rows or doubles
+    frames silently: an image of an unknown video, two images at the same ``frame_key`` of one
+    video, an image id used twice and an annotation of an unknown image are errors naming the
+    record (and the earlier one it clashes with) at ``where``."""
+    images_of_video: dict[int, list[dict]] = defaultdict(list)
+    image_at: dict[tuple[int, int], int] = {}
+    image_ids: set[int] = set()
+    for i, image in enumerate(images):
+        at = f"{where}: images[{i}]"
+        for key in ("id", "video_id", frame_key):
+            field(image, key, int, at)
+        field(image, "file_name", str, at)
+        video_id, frame = image["video_id"], image[frame_key]
+        if video_id not in video_ids:
+            raise DatasetFormatError(
+                f"{at}: field 'video_id': {video_id} is not the id of any entry of 'videos'"
+            )
+        first = image_at.setdefault((video_id, frame), i)
+        if first != i:
+            raise DatasetFormatError(
+                f"{at}: field {frame_key!r}: video {video_id} already has an image at "
+                f"{frame_key} {frame} (images[{first}]); expected one image per frame"
+            )
+        if image["id"] in image_ids:
+            raise DatasetFormatError(f"{at}: field 'id': image id {image['id']} is used twice")
+        image_ids.add(image["id"])
+        images_of_video[video_id].append(image)
+    anns_of_image: dict[int, list[tuple[int, dict]]] = defaultdict(list)
+    for i, ann in enumerate(annotations):
+        at = f"{where}: annotations[{i}]"
+        image_id = field(ann, "image_id", int, at)
+        if image_id not in image_ids:
+            raise DatasetFormatError(
+                f"{at}: field 'image_id': {image_id} is not the id of any entry of 'images'"
+            )
+        anns_of_image[image_id].append((i, ann))
+    return images_of_video, anns_of_image
 
 
 def frame_annotations(
