@@ -62,11 +62,22 @@ class Stopwatch:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100), linear between the closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
 def summarize(seconds: Sequence[float]) -> dict[str, float]:
-    """Median (the headline figure), mean, min and max of repeated timings, in milliseconds."""
+    """Median (the headline figure), 90th percentile, mean, min and max of repeated timings, in
+    milliseconds."""
     ms = [s * 1e3 for s in seconds]
     return {
         "median_ms": statistics.median(ms),
+        "p90_ms": percentile(ms, 90),
         "mean_ms": statistics.fmean(ms),
         "min_ms": min(ms),
         "max_ms": max(ms),

@@ -30,8 +30,8 @@ def _tracker_rows(block: dict[str, Any]) -> list[Row]:
             (
                 "tracker",
                 f"update latency, {count} detections (1 thread)",
-                f"{entry['ours']['median_ms']:.3f} ms vs reference "
-                f"{entry['reference']['median_ms']:.3f} ms = {entry['speedup']:.1f}x",
+                f"{entry['ours']['median_ms']:.3f} ms (p90 {entry['ours']['p90_ms']:.3f}) vs "
+                f"reference {entry['reference']['median_ms']:.3f} ms = {entry['speedup']:.1f}x",
             )
         )
     target = block["target"]
@@ -44,6 +44,22 @@ def _tracker_rows(block: dict[str, Any]) -> list[Row]:
             f"{verdict} ({target['speedup']:.1f}x, {target['median_ms']:.3f} ms)",
         )
     )
+    dense = block.get("dense")
+    if dense is not None:
+        stream, wall, cpu = dense["stream"], dense["wall"], dense["cpu"]
+        verdict = "PASS" if dense["passed"] else "FAIL"
+        rows.append(
+            (
+                "tracker",
+                f"dense stream: {stream['detections']} detections x {stream['timed_frames']} "
+                f"frames, {stream['turnover']:.0%} turnover per frame",
+                f"median {wall['median_ms']:.3f} ms, p90 {wall['p90_ms']:.3f} ms = "
+                f"{wall['p90_over_median']:.2f}x ({verdict} <= {dense['target_p90_over_median']}x)"
+                f"; p99 {wall['p99_ms']:.2f}, max {wall['max_ms']:.2f} ms (CPU time: p90 "
+                f"{cpu['p90_over_median']:.2f}x, max {cpu['max_ms']:.2f} ms; "
+                f"{dense['preempted_frames']} frames preempted)",
+            )
+        )
     return rows
 
 

@@ -11,7 +11,7 @@ import pytest
 from benchmarks import report, run, tracker_latency
 
 MACHINE_KEYS = {"cpu", "logical_cores", "usable_cores", "torch", "cuda_available", "gpu"}
-TIMING_KEYS = {"median_ms", "mean_ms", "min_ms", "max_ms", "repeats"}
+TIMING_KEYS = {"median_ms", "p90_ms", "mean_ms", "min_ms", "max_ms", "repeats"}
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +45,25 @@ def test_tracker_block_holds_every_figure(results: dict) -> None:
     target = block["target"]
     assert target["detections"] == tracker_latency.TARGET_COUNT
     assert isinstance(target["passed"], bool)
+    assert isinstance(target["min_speedup_at_every_count"], bool)
+
+
+def test_dense_stream_reports_the_tail(results: dict) -> None:
+    dense = results["benchmarks"]["tracker_latency"]["dense"]
+    assert dense["stream"]["detections"] == 300 and dense["stream"]["turnover"] == 0.3
+    for clock in ("wall", "cpu"):
+        tail = dense[clock]
+        assert 0 < tail["median_ms"] <= tail["p90_ms"] <= tail["p99_ms"] <= tail["max_ms"]
+        assert tail["p90_over_median"] == pytest.approx(tail["p90_ms"] / tail["median_ms"])
+    assert dense["mean_births_per_frame"] > 10  # the turnover is real: many births per frame
+    assert dense["passed"] == (dense["wall"]["p90_over_median"] <= 1.5)
 
 
 def test_markdown_table_lists_the_tracker_figures(results: dict) -> None:
     table = report.markdown(results)
     assert "| benchmark | figure | value |" in table
-    assert table.count("| tracker |") == len(tracker_latency.DETECTION_COUNTS) + 1
+    # a row per count, the target verdict and the dense stream
+    assert table.count("| tracker |") == len(tracker_latency.DETECTION_COUNTS) + 2
 
 
 @pytest.mark.parametrize("num_dets", tracker_latency.DETECTION_COUNTS)

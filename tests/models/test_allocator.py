@@ -3,44 +3,11 @@ settings and does nothing where the C library is not glibc."""
 
 from __future__ import annotations
 
-import resource
-
 import pytest
-import torch
 
 from qdtrack_pl import runtime
 
 glibc_only = pytest.mark.skipif(runtime.glibc_version() is None, reason="needs glibc")
-
-
-def _faults_of_big_tensors(repeats: int = 4, mib: int = 64) -> int:
-    """Minor page faults of allocating, touching and freeing a large tensor a few times."""
-    torch.ones(mib * 2**18)  # a first block, so that the heap has grown once
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(repeats):
-        torch.ones(mib * 2**18)  # float32: 4 bytes each
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-
-@glibc_only
-def test_tuning_stops_the_page_faults_of_large_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
-    """64 MiB blocks: mapped and faulted page by page every time under glibc's defaults (above
-    its 32 MiB mmap ceiling), reused from the heap once tuned."""
-    monkeypatch.delenv(runtime.ENV_SWITCH, raising=False)
-    for name in runtime.USER_MALLOC_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    try:
-        runtime.set_glibc_defaults()
-        untuned = _faults_of_big_tensors()
-        status = runtime.tune_allocator(True)
-        assert status.tuned and runtime.is_tuned()
-        tuned = _faults_of_big_tensors()
-    finally:
-        runtime.tune_allocator(True)
-    pages = 4 * 64 * 2**20 // 4096
-    assert untuned > pages // 2  # every block faulted in again
-    assert tuned < untuned // 10
 
 
 @glibc_only
@@ -63,7 +30,9 @@ def test_the_environment_wins(monkeypatch: pytest.MonkeyPatch, env: str, value: 
 def test_not_glibc_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "_glibc", lambda: None)
     monkeypatch.setattr(runtime, "_state", {"tuned": False})
-    assert runtime.tune_allocator(True) == runtime.AllocatorStatus(False, "not glibc: nothing to tune")
+    assert runtime.tune_allocator(True) == runtime.AllocatorStatus(
+        False, "not glibc: nothing to tune"
+    )
     assert runtime.set_glibc_defaults() is False
     assert runtime.tune_allocator(False).tuned is False
 

@@ -66,9 +66,7 @@ def test_state_dict_keys_parameters_and_flags_are_unchanged() -> None:
     folded = copy.deepcopy(plain)
     fold_batchnorms(folded)
     assert list(folded.state_dict()) == list(plain.state_dict())
-    for (name, p), (_, q) in zip(
-        plain.named_parameters(), folded.named_parameters(), strict=True
-    ):
+    for (name, p), (_, q) in zip(plain.named_parameters(), folded.named_parameters(), strict=True):
         assert torch.equal(p, q) and p.requires_grad == q.requires_grad, name
     # loading a plain checkpoint into the folded model is the same as loading it before folding
     other = _resnet(FrozenBatchNorm2d, "resnet18")

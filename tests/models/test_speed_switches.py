@@ -143,10 +143,11 @@ def test_allocator_setting_changes_no_number() -> None:
 
 
 def test_configs_turn_every_switch_on() -> None:
-    """The defaults are the fast path; each switch is one documented config key."""
+    """The defaults are the fast path; each switch is one documented config key. The allocator
+    tuning is off (its effect was not reproduced, docs/performance.md)."""
     for name in ("qdtrack_small", "qdtrack_r50"):
         model_cfg = OmegaConf.load(CONF_DIR / f"{name}.yaml").model
-        assert model_cfg.tune_allocator is True
+        assert model_cfg.tune_allocator is False
         for key in SWITCH_KEYS:
             assert model_cfg.detector[key] is True, (name, key)
     model = build("qdtrack_small", True)
