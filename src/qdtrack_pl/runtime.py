@@ -11,7 +11,7 @@ activations stay in the heap and the next step reuses them.
 The cost: the process keeps its heap at its high-water mark (memory freed after a peak is reused
 by the process, not returned to the system), and fragmentation can add a little to the peak.
 
-``QDTrackModel(tune_allocator=...)`` (config ``model.model.tune_allocator``, on by default) calls
+``QDTrackModel(tune_allocator=...)`` (config ``model.model.tune_allocator``) calls
 :func:`tune_allocator` when the model is built, i.e. before the first step of every training,
 tracking or evaluation run. It does nothing (and says why in its return value) when
 
@@ -112,13 +112,13 @@ _state: dict[str, bool] = {"tuned": False}
 def tune_allocator(enabled: bool = True) -> AllocatorStatus:
     """Apply (``enabled``) the tuned malloc settings to this process; idempotent.
 
-    ``enabled=False`` leaves an untouched process untouched; after tuning it restores glibc's
-    steady-state behaviour as closely as mallopt allows (:func:`set_glibc_defaults`).
+    ``enabled=False`` changes nothing: an untouched process stays untouched and a process tuned
+    earlier (by another model, a benchmark) stays tuned. :func:`set_glibc_defaults` undoes the
+    tuning as closely as mallopt allows.
     """
-    if not enabled:
+    if not enabled:  # leaves the process as it is (a model built later must not undo it)
         if _state["tuned"]:
-            set_glibc_defaults()
-            return AllocatorStatus(False, "tuning switched off: glibc's steady-state settings")
+            return AllocatorStatus(True, "not requested here; tuned earlier in this process")
         return AllocatorStatus(False, "tuning switched off (tune_allocator=false)")
     libc = _glibc()
     if libc is None:
