@@ -56,11 +56,6 @@ SWITCHES = (
         ("model.model.detector.channels_last",),
         "CPU network on NHWC feature maps",
     ),
-    Switch(
-        "sparse_roi_align",
-        ("model.model.detector.sparse_roi_align", "model.model.embed_head.sparse_roi_align"),
-        "CPU RoIAlign (box and embedding heads) as sparse matrix products",
-    ),
 )
 SWITCH_NAMES = tuple(s.name for s in SWITCHES)
 

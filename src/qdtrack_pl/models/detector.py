@@ -15,9 +15,7 @@ RoI level assignment is mmdet's: torchvision's ``LevelMapper`` (canonical 224 px
 
 Speed switches (issue 17, docs/performance.md; each one keeps the outputs to fp32 rounding):
 ``fold_bn`` applies frozen BatchNorms through the preceding convolution's weights
-(:mod:`qdtrack_pl.models.bn_folding`), ``channels_last`` runs the CPU network in NHWC, and
-``sparse_roi_align`` computes the box head's CPU RoIAlign as sparse matrix products
-(:mod:`qdtrack_pl.models.roi_align`).
+(:mod:`qdtrack_pl.models.bn_folding`) and ``channels_last`` runs the CPU network in NHWC.
 """
 
 from __future__ import annotations
@@ -37,13 +35,12 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.ops import FrozenBatchNorm2d
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 
 from qdtrack_pl.data.batch import FrameTargets
 from qdtrack_pl.models.bn_folding import fold_batchnorms
 from qdtrack_pl.models.checkpoint import LoadReport, load_state_dict_report, read_state_dict
 from qdtrack_pl.models.embedding_head import FPN_LEVELS_P2_P5
-from qdtrack_pl.models.roi_align import SparseMultiScaleRoIAlign
 
 Norm = Literal["frozen_bn", "bn", "gn"]
 ResNetStyle = Literal["pytorch", "caffe"]
@@ -178,9 +175,8 @@ class FasterRCNN(nn.Module):
     bottom/right to a multiple of ``size_divisor``. Boxes are in input pixels throughout.
 
     Speed switches, all on by default, none changing results beyond fp32 rounding:
-    ``fold_bn`` folds the ResNet's frozen (or eval-mode) BatchNorms into its convolutions,
-    ``channels_last`` feeds CPU inputs in NHWC so that every feature map is NHWC, and
-    ``sparse_roi_align`` runs the box head's CPU RoIAlign as sparse matrix products.
+    ``fold_bn`` folds the ResNet's frozen (or eval-mode) BatchNorms into its convolutions and
+    ``channels_last`` feeds CPU inputs in NHWC so that every feature map is NHWC.
     """
 
     # registered buffers (non-persistent), declared for type checkers
@@ -224,7 +220,6 @@ class FasterRCNN(nn.Module):
         pretrained_detector: str | None = None,
         fold_bn: bool = True,
         channels_last: bool = True,
-        sparse_roi_align: bool = True,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -275,12 +270,7 @@ class FasterRCNN(nn.Module):
             nms_thresh=rpn_nms_thresh,
         )
         self.roi_heads = RoIHeads(
-            SparseMultiScaleRoIAlign(
-                list(FPN_LEVELS_P2_P5),
-                roi_output_size,
-                roi_sampling_ratio,
-                sparse=sparse_roi_align,
-            ),
+            MultiScaleRoIAlign(list(FPN_LEVELS_P2_P5), roi_output_size, roi_sampling_ratio),
             TwoMLPHead(fpn_channels * roi_output_size**2, box_head_channels),
             FastRCNNPredictor(box_head_channels, num_classes + 1),
             fg_iou_thresh=box_fg_iou_thresh,

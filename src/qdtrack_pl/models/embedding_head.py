@@ -7,8 +7,7 @@ from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
-
-from qdtrack_pl.models.roi_align import SparseMultiScaleRoIAlign
+from torchvision.ops import MultiScaleRoIAlign
 
 FPN_LEVELS_P2_P5 = ("0", "1", "2", "3")  # torchvision BackboneWithFPN names of strides 4..32
 
@@ -28,8 +27,7 @@ class QuasiDenseEmbedHead(nn.Module):
     """RoIAlign (7x7, P2-P5) -> ``num_convs`` x ConvGNReLU -> ``num_fcs`` x (FC + ReLU) -> linear
     embedding. The output is deliberately not normalised: training and the tracker's bi-softmax
     use raw dot products (docs/method.md §8.7). Defaults are the paper's; the small CPU model
-    narrows them. ``sparse_roi_align`` runs the CPU RoIAlign as sparse matrix products
-    (:mod:`qdtrack_pl.models.roi_align`, same numbers to fp32 rounding; issue 17).
+    narrows them.
     """
 
     def __init__(
@@ -45,14 +43,12 @@ class QuasiDenseEmbedHead(nn.Module):
         roi_sampling_ratio: int = 0,
         featmap_names: Sequence[str] = FPN_LEVELS_P2_P5,
         embed_init_std: float = 0.01,
-        sparse_roi_align: bool = True,
     ) -> None:
         super().__init__()
-        self.roi_extractor = SparseMultiScaleRoIAlign(
+        self.roi_extractor = MultiScaleRoIAlign(
             featmap_names=list(featmap_names),
             output_size=roi_output_size,
             sampling_ratio=roi_sampling_ratio,
-            sparse=sparse_roi_align,
         )
         channels = [in_channels] + [conv_channels] * num_convs
         self.convs = nn.Sequential(
