@@ -141,9 +141,14 @@ class Run:
         return self.run_dir / LAST_CHECKPOINT
 
     @property
+    def overrides_file(self) -> Path:
+        """Where Hydra saved the run's command-line overrides."""
+        return self.run_dir / HYDRA_SUBDIR / "overrides.yaml"
+
+    @property
     def overrides(self) -> list[str]:
         """The command-line overrides the run was started with."""
-        path = self.run_dir / HYDRA_SUBDIR / "overrides.yaml"
+        path = self.overrides_file
         return [str(o) for o in OmegaConf.load(path)] if path.is_file() else []
 
     def results_dir(self, split: str = "val") -> Path:

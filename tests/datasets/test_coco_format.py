@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from qdtrack_pl.data.errors import DatasetFormatError
-from qdtrack_pl.data.formats.coco import frame_annotations
+from qdtrack_pl.data.formats.coco import frame_annotations, video_size
 
 CLASS_OF_CATEGORY = {10: 0, 20: 1}  # json category id -> class index
 
@@ -47,3 +47,10 @@ def test_no_box_of_the_class_list_gives_an_empty_frame() -> None:
     dropped: Counter = Counter()
     out = frame_annotations([(0, record(30, 0.0, track_id=1))], "a", CLASS_OF_CATEGORY, dropped)
     assert len(out) == 0 and dropped[30] == 1
+
+
+def test_video_size_falls_back_to_the_first_image_and_names_the_record() -> None:
+    assert video_size({"width": 640, "height": 480}, {"width": 1, "height": 2}, "v") == (640, 480)
+    assert video_size({}, {"width": 1280, "height": 720}, "v") == (1280, 720)
+    with pytest.raises(DatasetFormatError, match=r"videos\[3\].*'width'/'height'.*'640' / None"):
+        video_size({"width": "640"}, {}, "ann.json: videos[3]")

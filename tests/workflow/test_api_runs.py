@@ -48,6 +48,8 @@ def test_latest_run_is_the_newest_started_run_with_a_checkpoint(tmp_path: Path) 
     run = api.latest_run(tmp_path)
     assert run == api.Run(newest) and run.checkpoint == newest / "checkpoints" / "last.ckpt"
     assert run.overrides == ["experiment=synth"]
+    assert run.overrides_file == newest / ".hydra" / "overrides.yaml"
+    assert api.Run(tmp_path / "missing").overrides == []  # no overrides saved: none
     assert api.latest_run(tmp_path, task="eval") is None
 
 

@@ -24,13 +24,13 @@ from qdtrack_pl.ablation.cache import build_datamodule, cached_detections
 from qdtrack_pl.ablation.sweep import grid_points, tune_and_test
 from qdtrack_pl.api import Run
 from qdtrack_pl.cli.run import METRICS_FILE
+from qdtrack_pl.cli.utils import write_json_atomic
 
 log = logging.getLogger(__name__)
 
 RUNS_DIR = "runs"
 SCORES_FILE = "ablation.json"  # per job: every method x stride, tuned on val, scored on test
 RESULTS_FILE = "results.json"
-OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
 
 
 def training_command(cfg: DictConfig) -> list[str]:
@@ -78,7 +78,7 @@ def finished_jobs(cfg: DictConfig) -> list[Path]:
     wanted = {json.dumps(p, sort_keys=True) for p in _grid_settings(cfg)}
     jobs = []
     for job in sorted(runs.glob("*/")) if runs.is_dir() else []:
-        if (job / METRICS_FILE).is_file() and (job / OVERRIDES_FILE).is_file():
+        if (job / METRICS_FILE).is_file() and Run(job).overrides_file.is_file():
             if json.dumps(job_settings(job, keys), sort_keys=True) in wanted:
                 jobs.append(job)
     return jobs
@@ -131,9 +131,7 @@ def score_job(cfg: DictConfig, job_dir: Path) -> dict[str, Any]:
         "settings_digest": digest,
         "scores": scores,
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
+    write_json_atomic(path, result)
     return result
 
 
@@ -152,9 +150,7 @@ def run_ablation(cfg: DictConfig, train: bool = True) -> dict[str, Any]:
         "reference": OmegaConf.to_container(cfg.reference, resolve=True),
         "runs": runs,
     }
-    out = Path(cfg.out_dir) / RESULTS_FILE
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    write_json_atomic(Path(cfg.out_dir) / RESULTS_FILE, results)
     return results
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from qdtrack_pl.data.datamodule import NativeDataModule
 from qdtrack_pl.data.errors import DatasetFormatError, require_path
-from qdtrack_pl.data.formats.coco import frame_annotations, group_video_records
+from qdtrack_pl.data.formats.coco import frame_annotations, group_video_records, video_size
 from qdtrack_pl.data.formats.json_fields import field, load_json
 from qdtrack_pl.data.index import Frame, Video, VideoIndex
 
@@ -114,12 +114,7 @@ def read_cocovid(
             )
             for rank, image in enumerate(ordered)
         )
-        width = video.get("width", ordered[0].get("width"))
-        height = video.get("height", ordered[0].get("height"))
-        if not isinstance(width, int) or not isinstance(height, int):
-            raise DatasetFormatError(
-                f"{at}: expected integer 'width'/'height' on the video or its images"
-            )
+        width, height = video_size(video, ordered[0], at)
         fps = video.get("fps", DEFAULT_FPS)
         if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not fps > 0:
             raise DatasetFormatError(f"{at}: field 'fps': expected a positive number, got {fps!r}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from qdtrack_pl.data.datamodule import NativeDataModule
 from qdtrack_pl.data.errors import DatasetFormatError, DatasetNotFoundError, read_text, require_path
-from qdtrack_pl.data.formats.coco import frame_annotations, group_video_records
+from qdtrack_pl.data.formats.coco import frame_annotations, group_video_records, video_size
 from qdtrack_pl.data.formats.json_fields import field, load_json
 from qdtrack_pl.data.index import Frame, Video, VideoIndex
 
@@ -163,12 +163,7 @@ def read_tao(root: Path, split: str, *, vocabulary: Path | None = None) -> Video
             )
             for rank, image in enumerate(ordered)
         )
-        width = video.get("width", ordered[0].get("width"))
-        height = video.get("height", ordered[0].get("height"))
-        if not isinstance(width, int) or not isinstance(height, int):
-            raise DatasetFormatError(
-                f"{at}: expected integer 'width'/'height' on the video or its images"
-            )
+        width, height = video_size(video, ordered[0], at)
         out_videos.append(
             Video(name=name, frames=frames, width=width, height=height, fps=ANNOTATED_FPS)
         )

@@ -64,6 +64,19 @@ def group_video_records(
     return images_of_video, anns_of_image
 
 
+def video_size(video: dict, first_image: dict, at: str) -> tuple[int, int]:
+    """``(width, height)`` of a video record, else of its first image (CocoVID and TAO allow
+    either place); ``at`` names the record in the error."""
+    width = video.get("width", first_image.get("width"))
+    height = video.get("height", first_image.get("height"))
+    if not isinstance(width, int) or not isinstance(height, int):
+        raise DatasetFormatError(
+            f"{at}: expected integer 'width'/'height' on the video or its images, "
+            f"got {width!r} / {height!r}"
+        )
+    return width, height
+
+
 def frame_annotations(
     anns: list[tuple[int, dict]],
     where: str,
