@@ -55,6 +55,7 @@ def test_ablation_smoke_runs_every_variant_and_resumes(tmp_path: Path) -> None:
     table = (out / "results.md").read_text()
     assert "| qdtrack | 8 |" in table and "| sparse - aux | 4 |" in table
     assert (out / "idf1_vs_stride.png").stat().st_size > 1000
+    assert "[SpawnProcess-2]" in first.stderr  # jobs were scored by parallel workers
 
     scores = sorted((out / "runs").glob("*/ablation.json"))
     stamps = [p.stat().st_mtime_ns for p in scores]

@@ -11,13 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from qdtrack_pl.ablation.cache import build_datamodule, cached_detections
@@ -135,6 +138,29 @@ def score_job(cfg: DictConfig, job_dir: Path) -> dict[str, Any]:
     return result
 
 
+def _init_scoring_worker() -> None:
+    """One thread per worker (the workers share the cores) and the parent's log format."""
+    torch.set_num_threads(1)
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s][%(processName)s][%(levelname)s] - %(message)s"
+    )
+
+
+def score_jobs(cfg: DictConfig, jobs: list[Path], workers: int) -> list[dict[str, Any]]:
+    """``score_job`` for every job, in job order; with ``workers > 1`` that many jobs at a time in
+    fresh processes (tracking and TrackEval are single-threaded, so they scale with the cores)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [score_job(cfg, job) for job in jobs]
+    # the workers have no Hydra runtime: hand them the config with its ${hydra:...} values resolved
+    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=multiprocessing.get_context("spawn"),  # no forked OpenMP state
+        initializer=_init_scoring_worker,
+    ) as pool:
+        return list(pool.map(score_job, [resolved] * len(jobs), jobs))
+
+
 def run_ablation(cfg: DictConfig, train: bool = True) -> dict[str, Any]:
     """All steps; returns (and writes) ``results.json``."""
     if train:
@@ -143,7 +169,8 @@ def run_ablation(cfg: DictConfig, train: bool = True) -> dict[str, Any]:
     expected = len(_grid_settings(cfg))
     if len(jobs) < expected:
         log.warning("only %d of the %d training jobs have finished", len(jobs), expected)
-    runs = [score_job(cfg, job) for job in jobs]
+    workers = cfg.score_workers if cfg.score_workers is not None else len(os.sched_getaffinity(0))
+    runs = score_jobs(cfg, jobs, int(workers))
     results = {
         "settings": scoring_settings(cfg),
         "grid": OmegaConf.to_container(cfg.grid, resolve=True),
