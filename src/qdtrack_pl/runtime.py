@@ -131,7 +131,7 @@ def tune_allocator(enabled: bool = True) -> AllocatorStatus:
         _state["tuned"] = True
         log.info(
             "glibc %s malloc tuned for large tensors: M_MMAP_MAX=0, M_TRIM_THRESHOLD=%d "
-            "(%s=0 or model.model.tune_allocator=false turns this off)",
+            "(%s=0, or tune_allocator=false in every model built, keeps a process untuned)",
             glibc_version(),
             TUNED_TRIM_THRESHOLD,
             ENV_SWITCH,

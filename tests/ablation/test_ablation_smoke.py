@@ -25,6 +25,7 @@ def _ablation(out: Path, data: Path) -> subprocess.CompletedProcess[str]:
         f"out_dir={out}",
         f"paths.data_dir={data}",
         f"paths.log_dir={out / 'logs'}",
+        "score_workers=2",  # the parallel scoring path, whatever the runner's core count
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
 

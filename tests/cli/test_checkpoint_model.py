@@ -91,6 +91,15 @@ def test_weight_files_are_not_loaded_again_when_rebuilding() -> None:
     }
 
 
+def test_keys_of_removed_switches_are_dropped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = {"model": {"detector": {"sparse_roi_align": True, "fpn": 8}}}
+    with caplog.at_level("WARNING"):
+        assert inference_config(config) == {"model": {"detector": {"fpn": 8}}}
+    assert "model.detector.sparse_roi_align" in caplog.text
+
+
 def test_experiment_is_a_group_of_the_track_config(compose_config) -> None:
     cfg = compose_config("track", ["experiment=synth", "ckpt_path=x", "input=y"])
     assert cfg.tracker.match_metric == "cosine"  # conf/tracker/synth.yaml

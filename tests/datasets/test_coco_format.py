@@ -54,3 +54,6 @@ def test_video_size_falls_back_to_the_first_image_and_names_the_record() -> None
     assert video_size({}, {"width": 1280, "height": 720}, "v") == (1280, 720)
     with pytest.raises(DatasetFormatError, match=r"videos\[3\].*'width'/'height'.*'640' / None"):
         video_size({"width": "640"}, {}, "ann.json: videos[3]")
+    for bad in (True, 0, -4):
+        with pytest.raises(DatasetFormatError, match="positive integer"):
+            video_size({"width": bad, "height": 480}, {}, "v")

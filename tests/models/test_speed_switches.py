@@ -18,6 +18,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from torchvision.ops import MultiScaleRoIAlign
 
 from qdtrack_pl import runtime
 from qdtrack_pl.data.batch import FrameTargets, PairBatch
@@ -143,7 +144,7 @@ def test_allocator_setting_changes_no_number() -> None:
 
 def test_configs_turn_every_switch_on() -> None:
     """The defaults are the fast path; each switch is one documented config key. The allocator
-    tuning is off (its effect was not reproduced, docs/performance.md)."""
+    tuning is off (it did not speed up training in `make bench`, docs/performance.md)."""
     for name in ("qdtrack_small", "qdtrack_r50"):
         model_cfg = OmegaConf.load(CONF_DIR / f"{name}.yaml").model
         assert model_cfg.tune_allocator is False
@@ -151,3 +152,16 @@ def test_configs_turn_every_switch_on() -> None:
             assert model_cfg.detector[key] is True, (name, key)
     model = build("qdtrack_small", True)
     assert model.detector.channels_last
+
+
+def test_both_heads_pool_with_torchvisions_roialign_as_configured() -> None:
+    """RoIAlign 7x7, adaptive sampling (``sampling_ratio=0``) and mmdet's level mapping
+    (``finest_scale=56`` = 224 px at P4), with torchvision's own kernels."""
+    model = build("qdtrack_small", True)
+    cfg = OmegaConf.load(CONF_DIR / "qdtrack_small.yaml").model
+    for pool in (model.detector.roi_heads.box_roi_pool, model.embed_head.roi_extractor):
+        assert type(pool) is MultiScaleRoIAlign
+        assert pool.output_size == (7, 7) and pool.sampling_ratio == 0
+        assert (pool.canonical_scale, pool.canonical_level) == (224, 4)
+        assert pool.featmap_names == ["0", "1", "2", "3"]  # P2-P5
+    assert cfg.detector.roi_sampling_ratio == 0 and cfg.embed_head.roi_sampling_ratio == 0

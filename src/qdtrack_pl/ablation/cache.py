@@ -51,17 +51,22 @@ def compute_detections(run_dir: Path, split: str) -> DetectionCache:
     return cache
 
 
-def cached_detections(run_dir: Path, split: str) -> DetectionCache:
-    """``compute_detections`` once: later calls read ``<run>/detections/<split>.pt``. The file is
-    written atomically, so an interrupted run leaves no truncated cache."""
+def ensure_cached(run_dir: Path, split: str) -> Path:
+    """``<run>/detections/<split>.pt``, computed first if it is missing. The file is written
+    atomically, so an interrupted run leaves no truncated cache."""
     path = run_dir / CACHE_DIR / f"{split}.pt"
     if path.is_file():
-        payload = torch.load(path, weights_only=False)
-        return {video: [Detections(*f) for f in frames] for video, frames in payload.items()}
+        return path
     log.info("caching %s detections of %s", split, run_dir)
     cache = compute_detections(run_dir, split)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({video: [tuple(f) for f in frames] for video, frames in cache.items()}, tmp)
     os.replace(tmp, path)
-    return cache
+    return path
+
+
+def cached_detections(run_dir: Path, split: str) -> DetectionCache:
+    """The run's detections of ``split``, computed once (``ensure_cached``) and read back."""
+    payload = torch.load(ensure_cached(run_dir, split), weights_only=False)
+    return {video: [Detections(*f) for f in frames] for video, frames in payload.items()}

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from qdtrack_pl.ablation.cache import build_datamodule, cached_detections
+from qdtrack_pl.ablation.cache import build_datamodule, cached_detections, ensure_cached
 from qdtrack_pl.ablation.sweep import grid_points, tune_and_test
 from qdtrack_pl.api import Run
 from qdtrack_pl.cli.run import METRICS_FILE
@@ -101,15 +101,26 @@ def scoring_settings(cfg: DictConfig) -> dict[str, Any]:
     return {k: values[k] for k in (*keys, "protocol")}
 
 
-def score_job(cfg: DictConfig, job_dir: Path) -> dict[str, Any]:
-    """Every method at every stride for one trained job, tuned on val and scored on test."""
-    settings = scoring_settings(cfg)
-    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+def settings_digest(cfg: DictConfig) -> str:
+    return hashlib.sha1(json.dumps(scoring_settings(cfg), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def saved_scores(cfg: DictConfig, job_dir: Path) -> dict[str, Any] | None:
+    """The job's scores if they were computed under the current settings, else None."""
     path = job_dir / SCORES_FILE
     if path.is_file():
-        saved = json.loads(path.read_text())
-        if saved.get("settings_digest") == digest:
+        saved: dict[str, Any] = json.loads(path.read_text())
+        if saved.get("settings_digest") == settings_digest(cfg):
             return saved
+    return None
+
+
+def score_job(cfg: DictConfig, job_dir: Path) -> dict[str, Any]:
+    """Every method at every stride for one trained job, tuned on val and scored on test."""
+    saved = saved_scores(cfg, job_dir)
+    if saved is not None:
+        return saved
+    settings, digest, path = scoring_settings(cfg), settings_digest(cfg), job_dir / SCORES_FILE
     datamodule = build_datamodule(Run(job_dir).config())
     splits = {}
     for split in (cfg.tune_split, cfg.report_split):
@@ -139,18 +150,31 @@ def score_job(cfg: DictConfig, job_dir: Path) -> dict[str, Any]:
 
 
 def _init_scoring_worker() -> None:
-    """One thread per worker (the workers share the cores) and the parent's log format."""
+    """One thread per worker (the workers share the cores); logs to the worker's stderr."""
     torch.set_num_threads(1)
     logging.basicConfig(
         level=logging.INFO, format="[%(asctime)s][%(processName)s][%(levelname)s] - %(message)s"
     )
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (all of them where the OS cannot say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def score_jobs(cfg: DictConfig, jobs: list[Path], workers: int) -> list[dict[str, Any]]:
-    """``score_job`` for every job, in job order; with ``workers > 1`` that many jobs at a time in
-    fresh processes (tracking and TrackEval are single-threaded, so they scale with the cores)."""
+    """``score_job`` for every job, in job order. With ``workers > 1`` the detections are first
+    cached here, one job after another on every core (the network's pass is multithreaded), and
+    then that many jobs are tracked and scored at a time in fresh single-threaded processes
+    (tracking and TrackEval are single-threaded, so they scale with the cores)."""
     if workers <= 1 or len(jobs) <= 1:
         return [score_job(cfg, job) for job in jobs]
+    for job in jobs:
+        if saved_scores(cfg, job) is None:
+            for split in (cfg.tune_split, cfg.report_split):
+                ensure_cached(job, split)
     # the workers have no Hydra runtime: hand them the config with its ${hydra:...} values resolved
     resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     with ProcessPoolExecutor(
@@ -169,7 +193,7 @@ def run_ablation(cfg: DictConfig, train: bool = True) -> dict[str, Any]:
     expected = len(_grid_settings(cfg))
     if len(jobs) < expected:
         log.warning("only %d of the %d training jobs have finished", len(jobs), expected)
-    workers = cfg.score_workers if cfg.score_workers is not None else len(os.sched_getaffinity(0))
+    workers = cfg.score_workers if cfg.score_workers is not None else usable_cores()
     runs = score_jobs(cfg, jobs, int(workers))
     results = {
         "settings": scoring_settings(cfg),

@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 LIGHTNING_VERSION_KEY = "pytorch-lightning_version"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 WEIGHT_FILE_KEYS = frozenset({"pretrained_backbone", "pretrained_detector"})
+# model keys that no longer exist, and why dropping them from an older checkpoint's config changes
+# nothing it computes
+REMOVED_MODEL_KEYS = {
+    "sparse_roi_align": "a speed switch computing torchvision's RoIAlign another way (removed)",
+}
 
 
 class CheckpointReadError(RuntimeError):
@@ -152,16 +157,27 @@ def stored_model(checkpoint: Any) -> StoredModel | None:
 
 def inference_config(model_config: Mapping[str, Any]) -> dict[str, Any]:
     """``model_config`` with every weight file it would load at build time (``pretrained_*``)
-    set to null: the checkpoint holds all the weights, and those files may not exist here."""
+    set to null (the checkpoint holds all the weights, and those files may not exist here), and
+    without the keys of :data:`REMOVED_MODEL_KEYS`, so that older checkpoints still load."""
+    dropped: list[str] = []
 
-    def strip(node: Any) -> Any:
+    def strip(node: Any, at: str) -> Any:
         if isinstance(node, Mapping):
-            return {k: None if k in WEIGHT_FILE_KEYS else strip(v) for k, v in node.items()}
+            out = {}
+            for key, value in node.items():
+                if key in REMOVED_MODEL_KEYS:
+                    dropped.append(f"{at}{key} ({REMOVED_MODEL_KEYS[key]})")
+                else:
+                    out[key] = None if key in WEIGHT_FILE_KEYS else strip(value, f"{at}{key}.")
+            return out
         if isinstance(node, list):
-            return [strip(v) for v in node]
+            return [strip(v, at) for v in node]
         return node
 
-    return strip(model_config)
+    config: dict[str, Any] = strip(model_config, "")
+    if dropped:
+        log.warning("checkpoint config: ignoring keys that no longer exist: %s", ", ".join(dropped))
+    return config
 
 
 class LoadedModule(NamedTuple):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
+from typing import TypeGuard
 
 from qdtrack_pl.data.errors import DatasetFormatError
 from qdtrack_pl.data.formats.json_fields import field, xywh_box
@@ -69,12 +70,16 @@ def video_size(video: dict, first_image: dict, at: str) -> tuple[int, int]:
     either place); ``at`` names the record in the error."""
     width = video.get("width", first_image.get("width"))
     height = video.get("height", first_image.get("height"))
-    if not isinstance(width, int) or not isinstance(height, int):
+    if not (_is_size(width) and _is_size(height)):
         raise DatasetFormatError(
-            f"{at}: expected integer 'width'/'height' on the video or its images, "
+            f"{at}: expected positive integer 'width'/'height' on the video or its images, "
             f"got {width!r} / {height!r}"
         )
     return width, height
+
+
+def _is_size(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def frame_annotations(
