@@ -36,7 +36,7 @@ test-notebooks: $(STAMP)  ## Execute every notebook in notebooks/ top to bottom 
 test-fast: $(STAMP)  ## Tests without the slow end-to-end runs
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
-ablation: $(STAMP)  ## The paper's ablations on the embedded benchmark (about 2.5 h on 2 cores, resumable): ablation/results.md
+ablation: $(STAMP)  ## The paper's ablations on the embedded benchmark (71 min measured on 2 cores, resumable): ablation/results.md
 	$(BIN)/qdtrack-ablation $(ARGS)
 
 ablation-smoke: $(STAMP)  ## The same ablation at synth_tiny size (minutes): ablation-smoke/results.md
