@@ -7,9 +7,12 @@ device-sync overhead.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -99,6 +102,17 @@ def time_repeats(
         synchronize(device)
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+def run_child(module: str, arguments: list[str], what: str) -> dict[str, Any]:
+    """``python -m module arguments`` in a fresh process from the repository root; its last
+    stdout line, parsed as JSON."""
+    command = [sys.executable, "-m", module, *arguments]
+    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{module} ({what}) failed:\n" + completed.stderr[-2000:])
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
 
 
 def _cpu_model() -> str:

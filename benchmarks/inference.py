@@ -6,21 +6,29 @@ first two are the steps of ``QDTrackModel.predict``, called one by one; the firs
 together they still give exactly what ``predict`` gives. The models are randomly initialised, so
 detection counts follow the configs' caps (``box_detections_per_img``): a worst case for tracking.
 
-On CPU the speed switches of issue 17 (``benchmarks.switches``) run interleaved frame by frame:
-``off`` (the code before the issue), ``on`` (the defaults) and, in the full run, ``on`` without
-each switch; each variant has its own model (same weights) and tracker. The headline figures are
-``on``'s.
+On CPU the speed switches of issue 17 (``benchmarks.switches``) run one variant per fresh process
+(``python -m benchmarks.inference``), the variants taking turns round by round: ``off`` (the code
+before the issue), ``on`` (the defaults) and, in the full run, ``on`` without each switch; every
+variant builds the same weights. The headline figures are ``on``'s.
+
+    python -m benchmarks.inference <workload> <variant> [--quick] [--threads N]
+
+prints that variant's per-frame timings as one JSON line.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import statistics
+import time
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from benchmarks import switches
-from benchmarks.common import SKIPPED_NO_CUDA, Stopwatch, cuda_available
+from benchmarks.common import SKIPPED_NO_CUDA, Stopwatch, cuda_available, run_child
 from benchmarks.workloads import (
     SEED,
     WORKLOADS,
@@ -29,6 +37,7 @@ from benchmarks.workloads import (
     load_config,
     synth_datamodule,
 )
+from qdtrack_pl import runtime
 from qdtrack_pl.models.qdtrack import Detections, QDTrackModel
 from qdtrack_pl.tracking import QDTracker
 
@@ -38,13 +47,14 @@ STAGES = ("detection", "embedding", "tracking")
 class Params(NamedTuple):
     warmup: int  # untimed frames (also the consistency check against ``predict``)
     frames: int
+    rounds: int = 1  # CPU: fresh processes per switch variant, taking turns
 
 
 PARAMS = {  # keyed by (workload, device type, quick)
     ("small@320x192", "cpu", True): Params(1, 10),
-    ("small@320x192", "cpu", False): Params(2, 40),
+    ("small@320x192", "cpu", False): Params(5, 60, rounds=2),
     ("r50@1088x608", "cpu", True): Params(0, 1),
-    ("r50@1088x608", "cpu", False): Params(1, 2),
+    ("r50@1088x608", "cpu", False): Params(2, 3),
     ("small@320x192", "cuda", True): Params(3, 20),
     ("small@320x192", "cuda", False): Params(5, 100),
     ("r50@1088x608", "cuda", True): Params(3, 20),
@@ -89,72 +99,86 @@ def _check_against_predict(model: QDTrackModel, images: Tensor, staged: list[Det
 def measure(
     model: QDTrackModel, frames: list[Tensor], params: Params, device: torch.device
 ) -> dict[str, Any]:
-    """Frames per second over ``params.frames`` frames after the warm-up, with stage shares."""
-    return measure_interleaved({"on": model}, frames, params, device)["on"]
-
-
-def _stage_block(watch: Stopwatch, frames: int, detections: list[int]) -> dict[str, Any]:
-    total = sum(watch.seconds.values())
-    return {
-        "frames": frames,
-        "fps": frames / total,
-        "ms_per_frame": 1e3 * total / frames,
-        "stage_ms_per_frame": {s: 1e3 * watch.seconds[s] / frames for s in STAGES},
-        "stage_share": {s: watch.seconds[s] / total for s in STAGES},
-        "mean_detections": sum(detections) / len(detections),
-    }
-
-
-def measure_interleaved(
-    models: dict[str, QDTrackModel],
-    frames: list[Tensor],
-    params: Params,
-    device: torch.device,
-    by_name: dict[str, switches.Variant] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Every model on every frame, frame by frame (the order of the models rotates per frame;
-    with ``by_name`` each call runs under its variant's allocator setting), one tracker each."""
-    names = list(models)
-    trackers = {n: QDTracker() for n in names}
-    warmup = {n: Stopwatch(device) for n in names}
-    watch = {n: Stopwatch(device) for n in names}
-    detections_per_frame: dict[str, list[int]] = {n: [] for n in names}
-    for model in models.values():
-        model.to(device).eval()
+    """Frames per second over ``params.frames`` frames after the warm-up, with stage shares and
+    the seconds and minor page faults of every timed frame."""
+    tracker = QDTracker()
+    warmup, watch = Stopwatch(device), Stopwatch(device)
+    detections, seconds, faults = [], [], []
+    model.to(device).eval()
     with torch.inference_mode():
         for frame_id, images in enumerate(frames):
             images = images.to(device)
-            shift = frame_id % len(names)
-            for name in names[shift:] + names[:shift]:
-                if by_name is not None:
-                    switches.activate(by_name[name])
-                timing = warmup[name] if frame_id < params.warmup else watch[name]
-                detections = detect_and_embed(models[name], images, timing)
-                if frame_id == 0:
-                    _check_against_predict(models[name], images, detections)
-                det = detections[0]
-                with timing.stage("tracking"):
-                    trackers[name].update(
-                        det.boxes, det.scores, det.class_ids, det.embeddings, frame_id
-                    )
-                if timing is watch[name]:
-                    detections_per_frame[name].append(len(det.boxes))
-    size = list(frames[0].shape[-2:][::-1])  # width, height
+            timing = warmup if frame_id < params.warmup else watch
+            before, start = switches.minor_faults(), time.perf_counter()
+            staged = detect_and_embed(model, images, timing)
+            det = staged[0]
+            with timing.stage("tracking"):
+                tracker.update(det.boxes, det.scores, det.class_ids, det.embeddings, frame_id)
+            if timing is watch:
+                seconds.append(time.perf_counter() - start)
+                faults.append(switches.minor_faults() - before)
+                detections.append(len(det.boxes))
+            if frame_id == 0:  # after the timer: the check runs the network once more
+                _check_against_predict(model, images, staged)
+    total = sum(watch.seconds.values())
     return {
-        n: {"image_size": size} | _stage_block(watch[n], params.frames, detections_per_frame[n])
-        for n in names
+        "image_size": list(frames[0].shape[-2:][::-1]),  # width, height
+        "frames": params.frames,
+        "fps": params.frames / total,
+        "ms_per_frame": 1e3 * total / params.frames,
+        "stage_ms_per_frame": {s: 1e3 * watch.seconds[s] / params.frames for s in STAGES},
+        "stage_share": {s: watch.seconds[s] / total for s in STAGES},
+        "mean_detections": sum(detections) / len(detections),
+        "seconds": seconds,
+        "faults": faults,
+    }
+
+
+def measure_cpu_variant(workload: Workload, variant_name: str, quick: bool) -> dict[str, Any]:
+    """One switch variant in this process: its model (which applies its allocator setting), the
+    workload's frames, ``measure``'s figures."""
+    params = PARAMS[(workload.name, "cpu", quick)]
+    cfg = switches.configure(load_config(workload), switches.variant_named(variant_name))
+    model = build_model(cfg)
+    frames = frames_of(workload, params.warmup + params.frames)
+    return measure(model, frames, params, torch.device("cpu")) | {
+        "variant": variant_name,
+        "allocator_tuned": runtime.is_tuned(),
     }
 
 
 def _measure_cpu(workload: Workload, quick: bool) -> dict[str, Any]:
-    """The switch variants interleaved frame by frame, with their ratios (``switches``)."""
+    """Every switch variant in fresh processes, taking turns; per variant the median frame over
+    all its runs (stage figures averaged over runs), and the ratios (``switches``)."""
     params = PARAMS[(workload.name, "cpu", quick)]
-    frames = frames_of(workload, params.warmup + params.frames)
-    cfg = load_config(workload)
-    variants = switches.variants(ablation=not quick)
-    models = {v.name: build_model(switches.configure(cfg, v)) for v in variants}
-    by_name = {v.name: v for v in variants}
-    per_variant = measure_interleaved(models, frames, params, torch.device("cpu"), by_name)
+    arguments = ["--threads", str(torch.get_num_threads())] + (["--quick"] if quick else [])
+    runs = switches.alternating(
+        lambda v: run_child(
+            "benchmarks.inference", [workload.name, v.name, *arguments], workload.name
+        ),
+        switches.variants(ablation=not quick),
+        params.rounds,
+    )
+    per_variant = {}
+    for name, variant_runs in runs.items():
+        pool = switches.pooled(variant_runs)
+        median_ms = pool["timing"]["median_ms"]
+        stage_ms = {
+            s: statistics.fmean(r["stage_ms_per_frame"][s] for r in variant_runs) for s in STAGES
+        }
+        per_variant[name] = {
+            "image_size": variant_runs[0]["image_size"],
+            "frames": params.frames,
+            "processes": len(variant_runs),
+            "allocator_tuned": all(r["allocator_tuned"] for r in variant_runs),
+            "frame": pool["timing"],
+            "ms_per_frame": median_ms,  # median frame
+            "fps": 1e3 / median_ms,
+            "stage_ms_per_frame": stage_ms,
+            "stage_share": {s: v / sum(stage_ms.values()) for s, v in stage_ms.items()},
+            "minor_faults_per_frame": pool["minor_faults_per_call"],
+            "mean_detections": statistics.fmean(r["mean_detections"] for r in variant_runs),
+        }
     ms = {n: r["ms_per_frame"] for n, r in per_variant.items()}
     return per_variant["on"] | {"variants": per_variant} | switches.ratio_block(ms)
 
@@ -183,3 +207,20 @@ def run(quick: bool) -> dict[str, Any]:
             else SKIPPED_NO_CUDA,
         }
     return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Time one switch variant's inference on CPU")
+    parser.add_argument("workload", choices=[w.name for w in WORKLOADS])
+    parser.add_argument("variant")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    workload = next(w for w in WORKLOADS if w.name == args.workload)
+    print(json.dumps(measure_cpu_variant(workload, args.variant, args.quick)))
+
+
+if __name__ == "__main__":
+    main()

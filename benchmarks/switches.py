@@ -1,23 +1,18 @@
-"""The speed switches of issue 17 and the interleaved off/on timing the model benchmarks share.
+"""The speed switches of issue 17 and the alternating off/on runs the model benchmarks share.
 
-Every switch is a config key (on by default, except ``tune_allocator``, which the configs leave
-off); a *variant* sets each switch on or off:
+Every switch is a config key, on by default; a *variant* sets each switch on or off:
 
 * ``off``: every switch off, i.e. the code as it was before issue 17 (``baseline``);
-* ``on``: every switch on (the defaults plus the allocator);
+* ``on``: every switch on (the defaults);
 * ``no_<switch>``: every switch on except that one (what that switch alone is worth on top of
   the others; measured with ``ablation=True``).
 
-Variants run interleaved in one process, one step (or frame) of each in turn, so that machine load
-hits them alike; their ratios come from the same run. The allocator switch is process-wide: before
-each call the harness applies the tuned settings (``qdtrack_pl.runtime.tune_allocator``) or, for
-variants without it, glibc's own steady-state settings (``runtime.set_glibc_defaults``: mmap
-threshold 32 MiB, trim threshold 64 MiB, where glibc's dynamic rule ends up once a 32 MiB block has
-been freed; mallopt cannot switch the dynamic rule back on). The models are built with the
-allocator key off so that building them does not tune the process; the first steps of ``off``
-therefore run under glibc's real defaults; later ones reuse free heap chunks that tuned calls left
-(a tuned heap cannot be fully handed back in-process), which flatters ``off``: the ratios are
-understated rather than inflated.
+Each variant runs in a fresh process (:func:`alternating`), because the allocator switch is
+process-wide and a heap, once tuned, cannot be handed back: in one process an untuned variant
+would reuse the tuned variant's free chunks and the tuned one would refault what the untuned one
+trimmed. A fresh process per run gives each variant exactly what a user's run gets (``off``:
+glibc's own defaults). Variants take turns, in an order that rotates per round, so that machine
+load hits them alike; their ratios come from the same ``make bench`` run.
 """
 
 from __future__ import annotations
@@ -25,13 +20,12 @@ from __future__ import annotations
 import copy
 import resource
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from qdtrack_pl import runtime
+from benchmarks.common import summarize
 
 
 class Switch(NamedTuple):
@@ -54,7 +48,7 @@ SWITCHES = (
     Switch(
         "channels_last",
         ("model.model.detector.channels_last",),
-        "CPU network on NHWC feature maps",
+        "CPU network on NHWC weights and feature maps",
     ),
 )
 SWITCH_NAMES = tuple(s.name for s in SWITCHES)
@@ -63,10 +57,6 @@ SWITCH_NAMES = tuple(s.name for s in SWITCHES)
 class Variant(NamedTuple):
     name: str
     settings: dict[str, bool]  # switch name -> on
-
-    @property
-    def allocator(self) -> bool:
-        return self.settings["allocator"]
 
 
 def variants(ablation: bool) -> list[Variant]:
@@ -81,51 +71,38 @@ def variants(ablation: bool) -> list[Variant]:
     return result
 
 
+def variant_named(name: str) -> Variant:
+    """The variant called ``name`` (``off``, ``on`` or ``no_<switch>``)."""
+    for variant in variants(ablation=True):
+        if variant.name == name:
+            return variant
+    raise ValueError(f"unknown switch variant {name!r}")
+
+
 def configure(cfg: DictConfig, variant: Variant) -> DictConfig:
-    """A copy of ``cfg`` with ``variant``'s model switches; the allocator key stays off (the
-    harness sets the process's allocator per call, see the module doc)."""
+    """A copy of ``cfg`` with ``variant``'s switches (the allocator one included: the model applies
+    it to the process when it is built, as in a training run)."""
     cfg = copy.deepcopy(cfg)
     for switch in SWITCHES:
-        value = variant.settings[switch.name] and switch.name != "allocator"
         for key in switch.keys:
-            OmegaConf.update(cfg, key, value, merge=False)
+            OmegaConf.update(cfg, key, variant.settings[switch.name], merge=False)
     return cfg
-
-
-def activate(variant: Variant) -> None:
-    """The process allocator as ``variant`` has it."""
-    if variant.allocator:
-        status = runtime.tune_allocator(True)
-        if not status.tuned:
-            raise RuntimeError(f"cannot tune the allocator for the benchmark: {status.reason}")
-    else:
-        runtime.set_glibc_defaults()
 
 
 def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def interleaved(
-    calls: dict[str, Callable[[int], Any]],
-    by_name: dict[str, Variant],
-    rounds: int,
-    sync: Callable[[], None] = lambda: None,
-) -> dict[str, dict[str, list[float]]]:
-    """``rounds`` rounds; each calls every variant once (``call(round)``), in an order that rotates
-    by one per round. Returns per variant the seconds and minor page faults of every call."""
-    names = list(calls)
-    out: dict[str, dict[str, list[float]]] = {n: {"seconds": [], "faults": []} for n in names}
+def alternating(
+    run: Callable[[Variant], dict[str, Any]], chosen: Sequence[Variant], rounds: int
+) -> dict[str, list[dict[str, Any]]]:
+    """``rounds`` rounds; each runs every variant once (``run(variant)``, a fresh process), in an
+    order that rotates by one per round. Returns per variant the results of its runs."""
+    out: dict[str, list[dict[str, Any]]] = {v.name: [] for v in chosen}
     for r in range(rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            activate(by_name[name])
-            sync()
-            faults, start = minor_faults(), time.perf_counter()
-            calls[name](r)
-            sync()
-            out[name]["seconds"].append(time.perf_counter() - start)
-            out[name]["faults"].append(float(minor_faults() - faults))
+        shift = r % len(chosen)
+        for variant in [*chosen[shift:], *chosen[:shift]]:
+            out[variant.name].append(run(variant))
     return out
 
 
@@ -152,5 +129,9 @@ def ratio_block(medians_ms: dict[str, float]) -> dict[str, Any]:
     return block
 
 
-def median_ms(seconds: Sequence[float]) -> float:
-    return 1e3 * statistics.median(seconds)
+def pooled(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One variant's runs pooled: the timing of all its timed calls (``summarize``) and the median
+    minor page faults per call. Each run holds ``seconds`` and ``faults`` per timed call."""
+    seconds = [s for run in runs for s in run["seconds"]]
+    faults = [f for run in runs for f in run["faults"]]
+    return {"timing": summarize(seconds), "minor_faults_per_call": statistics.median(faults)}

@@ -6,9 +6,10 @@ its lr scaled to the step's batch as ``QDTrackModule`` scales it (``auto_scale_l
 read back to the host inside the timed loop; the losses of every step are kept and checked for
 NaN/inf afterwards (``losses_finite`` in every row).
 
-On CPU each workload runs in a fresh process (``benchmarks.train_probe``) that times the speed
-switches of issue 17 (``benchmarks.switches``) interleaved, step by step: ``off`` (the code before
-the issue) against ``on`` (the defaults) and, in the full run, ``on`` without each switch in turn.
+On CPU the speed switches of issue 17 (``benchmarks.switches``) are timed one variant per fresh
+process (``benchmarks.train_probe``), the variants taking turns round by round: ``off`` (the code
+before the issue) against ``on`` (the defaults) and, in the full run, ``on`` without each switch
+in turn.
 Peak memory is the memory benchmark's (a fresh process per variant). On a GPU each workload also
 runs with AMP (bf16, fp16 with a gradient scaler) and channels_last, every option with its speed-up
 over fp32 on the same GPU (default switches: the CPU-only ones do nothing there).
@@ -17,9 +18,6 @@ over fp32 on the same GPU (default switches: the CPU-only ones do nothing there)
 from __future__ import annotations
 
 import copy
-import json
-import subprocess
-import sys
 import warnings
 from contextlib import nullcontext
 from typing import Any, NamedTuple
@@ -28,10 +26,11 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
+from benchmarks import switches
 from benchmarks.common import (
-    REPO_ROOT,
     SKIPPED_NO_CUDA,
     cuda_available,
+    run_child,
     summarize,
     time_repeats,
 )
@@ -48,15 +47,17 @@ from qdtrack_pl.models.qdtrack import QDTrackModel
 
 
 class Params(NamedTuple):
-    warmup: int  # untimed steps per variant (the first ones also measure peak memory)
-    steps: int  # timed steps per variant (interleaved rounds on CPU)
+    warmup: int  # untimed steps per process (the first ones also measure peak memory)
+    steps: int  # timed steps per process
     ablation: bool = False  # CPU: also time "on" without each switch
+    rounds: int = 1  # CPU: fresh processes per variant, taking turns
 
 
+# Warm-up: a tuned heap faults on its first two or three steps (docs/performance.md).
 CPU_PARAMS = {
-    "small@320x192": {True: Params(1, 1), False: Params(1, 4, ablation=True)},  # keyed by quick
-    "r50@1088x608": {True: Params(1, 1), False: Params(1, 2, ablation=True)},
-}
+    "small@320x192": {True: Params(1, 1), False: Params(4, 4, ablation=True, rounds=2)},
+    "r50@1088x608": {True: Params(1, 1), False: Params(3, 2, ablation=True)},
+}  # keyed by quick
 GPU_PARAMS = {True: Params(2, 3), False: Params(3, 10)}
 
 
@@ -177,24 +178,21 @@ def measure_variant(
 
 
 def probe(
-    workload: Workload, device_type: str, params: Params, memory: str | None = None
+    workload: Workload,
+    device_type: str,
+    params: Params,
+    memory: str | None = None,
+    variant: str = "on",
 ) -> dict[str, Any]:
     """fp32 steps in a fresh process (``benchmarks.train_probe``), so that nothing of this
-    process (allocator state, high-water marks, thread pools) leaks in: CPU switch timings, or
-    with ``memory`` ("off" / "on") the peak memory of that variant; on a GPU both."""
-    command = [sys.executable, "-m", "benchmarks.train_probe", workload.name, device_type]
-    command += [str(params.warmup), str(params.steps), "--threads", str(torch.get_num_threads())]
-    if params.ablation:
-        command.append("--ablation")
+    process (allocator state, high-water marks, thread pools) leaks in: one CPU switch variant's
+    step timings, or with ``memory`` ("off" / "on") the peak memory of that variant; on a GPU
+    both."""
+    arguments = [workload.name, device_type, str(params.warmup), str(params.steps)]
+    arguments += ["--threads", str(torch.get_num_threads()), "--variant", variant]
     if memory is not None:
-        command += ["--memory", memory]
-    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise RuntimeError(
-            f"training probe of {workload.name} on {device_type} failed:\n"
-            + completed.stderr[-2000:]
-        )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+        arguments += ["--memory", memory]
+    return run_child("benchmarks.train_probe", arguments, f"{workload.name} on {device_type}")
 
 
 def count_syncs(step: TrainStep, batch: PairBatch) -> int:
@@ -232,8 +230,47 @@ def gpu_block(workload: Workload, quick: bool) -> dict[str, Any]:
 
 
 def cpu_probe(workload: Workload, quick: bool) -> dict[str, Any]:
-    """fp32 on CPU with all torch threads, switches off/on interleaved, in a fresh process."""
-    return probe(workload, "cpu", CPU_PARAMS[workload.name][quick])
+    """fp32 on CPU with all torch threads: every switch variant in fresh processes, taking turns
+    (``switches.alternating``); per variant its pooled step timings, and the ratios."""
+    params = CPU_PARAMS[workload.name][quick]
+    chosen = switches.variants(params.ablation)
+    runs = switches.alternating(
+        lambda v: probe(workload, "cpu", params, variant=v.name), chosen, params.rounds
+    )
+    return combine_cpu_runs(runs, params)
+
+
+def combine_cpu_runs(runs: dict[str, list[dict[str, Any]]], params: Params) -> dict[str, Any]:
+    """The training block of the CPU switch variants from their probe runs."""
+    first = runs["on"][0]
+    result: dict[str, Any] = {
+        "batch_size": first["batch_size"],
+        "image_size": first["image_size"],
+        "warmup_steps": params.warmup,
+        "steps_per_process": params.steps,
+        "rounds": params.rounds,
+        "lr": first["lr"],
+        "variants": {},
+    }
+    medians = {}
+    for name, variant_runs in runs.items():
+        pool = switches.pooled(variant_runs)
+        medians[name] = pool["timing"]["median_ms"]
+        result["variants"][name] = {
+            "switches": switches.variant_named(name).settings,
+            "allocator_tuned": all(r["allocator_tuned"] for r in variant_runs),
+            "step": pool["timing"],
+            "pairs_per_s": first["batch_size"] / (pool["timing"]["median_ms"] / 1e3),
+            "minor_faults_per_step": pool["minor_faults_per_call"],
+            "losses_finite": all(r["losses_finite"] for r in variant_runs),
+            "loss_per_step": [r["loss_per_step"] for r in variant_runs],
+        }
+    result |= switches.ratio_block(medians)
+    result["losses_finite"] = all(v["losses_finite"] for v in result["variants"].values())
+    # the headline figures of the default configuration
+    result["step"] = result["variants"]["on"]["step"]
+    result["pairs_per_s"] = result["variants"]["on"]["pairs_per_s"]
+    return result
 
 
 def workload_block(workload: Workload, quick: bool) -> dict[str, Any]:

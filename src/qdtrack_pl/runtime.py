@@ -46,17 +46,10 @@ USER_MALLOC_ENV = (
 
 # mallopt(3) parameter numbers (glibc <malloc.h>)
 M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
 
 TUNED_MMAP_MAX = 0  # never mmap: large blocks come from the heap and are reused
 TUNED_TRIM_THRESHOLD = 2**31 - 1  # (mallopt takes an int) keep up to 2 GiB free at the heap top
-# What glibc converges to by itself once a block of 32 MiB or more was freed (its dynamic rule
-# raises the mmap threshold to the freed size, at most DEFAULT_MMAP_THRESHOLD_MAX = 32 MiB on
-# 64-bit, and sets the trim threshold to twice that): "untuned" for an in-process comparison.
-GLIBC_MMAP_MAX = 65536
-GLIBC_STEADY_MMAP_THRESHOLD = 32 * 2**20
-GLIBC_STEADY_TRIM_THRESHOLD = 2 * GLIBC_STEADY_MMAP_THRESHOLD
 
 
 class AllocatorStatus(NamedTuple):
@@ -113,8 +106,7 @@ def tune_allocator(enabled: bool = True) -> AllocatorStatus:
     """Apply (``enabled``) the tuned malloc settings to this process; idempotent.
 
     ``enabled=False`` changes nothing: an untouched process stays untouched and a process tuned
-    earlier (by another model, a benchmark) stays tuned. :func:`set_glibc_defaults` undoes the
-    tuning as closely as mallopt allows.
+    earlier (by another model, a benchmark) stays tuned (a tuned heap cannot be handed back).
     """
     if not enabled:  # leaves the process as it is (a model built later must not undo it)
         if _state["tuned"]:
@@ -137,26 +129,6 @@ def tune_allocator(enabled: bool = True) -> AllocatorStatus:
             ENV_SWITCH,
         )
     return AllocatorStatus(True, "M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB")
-
-
-def set_glibc_defaults() -> bool:
-    """The settings glibc's own dynamic rule reaches in a process that freed a block of 32 MiB or
-    more (mmap threshold 32 MiB, trim threshold 64 MiB, mmap on). mallopt cannot re-enable the
-    dynamic rule itself. Benchmarks use this as the "off" side of in-process comparisons; False
-    where the C library is not glibc."""
-    libc = _glibc()
-    if libc is None:
-        return False
-    _mallopt(
-        libc,
-        {
-            M_MMAP_MAX: GLIBC_MMAP_MAX,
-            M_MMAP_THRESHOLD: GLIBC_STEADY_MMAP_THRESHOLD,
-            M_TRIM_THRESHOLD: GLIBC_STEADY_TRIM_THRESHOLD,
-        },
-    )
-    _state["tuned"] = False
-    return True
 
 
 def is_tuned() -> bool:

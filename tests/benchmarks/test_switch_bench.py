@@ -1,5 +1,6 @@
-"""The off/on machinery of the model benchmarks: variants, configs, interleaving, ratios, the
-finite-loss flags and the report rows, on a tiny generated workload (no dataset, seconds)."""
+"""The off/on machinery of the model benchmarks: variants, configs, alternating runs, pooling,
+ratios, the finite-loss flags and the report rows, on a tiny generated workload (no dataset,
+seconds)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 
 from benchmarks import report, switches, train_probe
-from benchmarks.training import Params
+from benchmarks.training import Params, combine_cpu_runs
 from benchmarks.workloads import R50, load_config
 
 TINY = R50._replace(name="tiny-r50", width=160, height=96, objects_per_frame=4)
@@ -23,15 +24,51 @@ def test_variants_cover_off_on_and_each_switch_alone() -> None:
     assert [k for k, v in by_name["no_fold_bn"].settings.items() if not v] == ["fold_bn"]
 
 
-def test_configure_sets_every_key_and_never_tunes_at_build() -> None:
+def test_configure_sets_every_key() -> None:
     cfg = load_config(TINY)
-    on = switches.configure(cfg, switches.variants(False)[1])
-    off = switches.configure(cfg, switches.variants(False)[0])
+    on = switches.configure(cfg, switches.variant_named("on"))
+    off = switches.configure(cfg, switches.variant_named("off"))
     for switch in switches.SWITCHES:
         for key in switch.keys:
             assert OmegaConf.select(off, key) is False
-            assert OmegaConf.select(on, key) is (switch.name != "allocator")
+            assert OmegaConf.select(on, key) is True
+    assert (
+        OmegaConf.select(
+            switches.configure(cfg, switches.variant_named("no_fold_bn")),
+            "model.model.detector.fold_bn",
+        )
+        is False
+    )
     assert cfg.model.model.detector.fold_bn is True  # the original is left alone
+    with pytest.raises(ValueError, match="unknown switch variant 'fast'"):
+        switches.variant_named("fast")
+
+
+def test_alternating_rotates_the_order_every_round() -> None:
+    chosen = switches.variants(ablation=False) + [switches.variant_named("no_fold_bn")]
+    order: list[str] = []
+    runs = switches.alternating(lambda v: order.append(v.name) or {"round": len(order)}, chosen, 3)
+    assert order == [
+        "off",
+        "on",
+        "no_fold_bn",
+        "on",
+        "no_fold_bn",
+        "off",
+        "no_fold_bn",
+        "off",
+        "on",
+    ]
+    assert [r["round"] for r in runs["off"]] == [1, 6, 8]
+
+
+def test_pooled_takes_the_median_over_every_run() -> None:
+    pool = switches.pooled(
+        [{"seconds": [0.1, 0.3], "faults": [5, 0]}, {"seconds": [0.2], "faults": [1]}]
+    )
+    assert pool["timing"]["median_ms"] == pytest.approx(200.0)
+    assert pool["timing"]["repeats"] == 3
+    assert pool["minor_faults_per_call"] == 1
 
 
 def test_ratio_block() -> None:
@@ -44,13 +81,20 @@ def test_ratio_block() -> None:
 
 @pytest.fixture(scope="module")
 def probe_result() -> dict:
+    """Every variant's probe run in this process (a subprocess per variant is what ``make bench``
+    does; here the process is tuned by the first model built), combined as the benchmark does."""
     original = train_probe.WORKLOADS
     train_probe.WORKLOADS = (TINY,)
+    params = Params(warmup=1, steps=2, ablation=True, rounds=1)
     try:
-        return train_probe.measure_cpu(TINY.name, Params(warmup=1, steps=2, ablation=True))
+        runs = switches.alternating(
+            lambda v: train_probe.measure_cpu(TINY.name, params, v.name),
+            switches.variants(ablation=True),
+            params.rounds,
+        )
     finally:
         train_probe.WORKLOADS = original
-        switches.activate(switches.variants(False)[1])
+    return combine_cpu_runs(runs, params)
 
 
 def test_training_probe_times_every_variant_with_finite_losses(probe_result: dict) -> None:
@@ -58,7 +102,7 @@ def test_training_probe_times_every_variant_with_finite_losses(probe_result: dic
     for name, variant in probe_result["variants"].items():
         assert variant["step"]["repeats"] == 2, name
         assert variant["losses_finite"] is True
-        assert len(variant["loss_per_step"]) == 3  # warm-up + timed steps, all checked
+        assert [len(run) for run in variant["loss_per_step"]] == [3]  # warm-up + timed steps
     assert probe_result["losses_finite"] is True
     assert probe_result["speedup_on_vs_off"] == pytest.approx(
         probe_result["off_ms"] / probe_result["on_ms"]

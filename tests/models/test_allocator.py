@@ -73,7 +73,6 @@ def test_not_glibc_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     assert runtime.tune_allocator(True) == runtime.AllocatorStatus(
         False, "not glibc: nothing to tune"
     )
-    assert runtime.set_glibc_defaults() is False
     assert runtime.tune_allocator(False).tuned is False
 
 

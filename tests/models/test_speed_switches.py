@@ -12,6 +12,9 @@ every continuous stage on fixed inputs instead (features, RPN maps, both RoI hea
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,32 +129,66 @@ def test_every_continuous_stage_agrees_float32(name: str) -> None:
         _close(got[key], want[key], 2e-4, key)
 
 
-def test_allocator_setting_changes_no_number() -> None:
-    """The allocator decides where tensors live, never what they hold: bit-identical steps."""
-    results = []
-    for tuned in (False, True):
-        if tuned:
-            runtime.tune_allocator(True)
-        else:
-            runtime.set_glibc_defaults()
-        losses, grads = _losses_and_grads(build("qdtrack_small", True), scene(torch.float32))
-        results.append((losses, grads))
+UNTUNED_STEP_SCRIPT = """
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+from test_speed_switches import _losses_and_grads, build, scene
+from qdtrack_pl import runtime
+torch.set_num_threads(int(sys.argv[3]))
+torch.save(_losses_and_grads(build("qdtrack_small", True), scene(torch.float32)), sys.argv[2])
+assert not runtime.is_tuned()
+"""
+
+
+def test_allocator_setting_changes_no_number(tmp_path: Path) -> None:
+    """The allocator decides where tensors live, never what they hold: a step in an untouched
+    process (``QDTRACK_MALLOC_TUNING=0``) and one in this tuned process are bit-identical."""
     runtime.tune_allocator(True)
-    (want_losses, want_grads), (got_losses, got_grads) = results
+    got_losses, got_grads = _losses_and_grads(build("qdtrack_small", True), scene(torch.float32))
+    saved = tmp_path / "untuned.pt"
+    env = os.environ | {runtime.ENV_SWITCH: "0"}
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            UNTUNED_STEP_SCRIPT,
+            str(Path(__file__).parent),
+            str(saved),
+            str(torch.get_num_threads()),
+        ],
+        env=env,
+        check=True,
+    )
+    want_losses, want_grads = torch.load(saved)
     assert all(torch.equal(got_losses[k], want_losses[k]) for k in want_losses)
     assert all(torch.equal(got_grads[k], want_grads[k]) for k in want_grads)
 
 
 def test_configs_turn_every_switch_on() -> None:
-    """The defaults are the fast path; each switch is one documented config key. The allocator
-    tuning is off (it did not speed up training in `make bench`, docs/performance.md)."""
+    """The defaults are the fast path; each switch is one documented config key."""
     for name in ("qdtrack_small", "qdtrack_r50"):
         model_cfg = OmegaConf.load(CONF_DIR / f"{name}.yaml").model
-        assert model_cfg.tune_allocator is False
+        assert model_cfg.tune_allocator is True
         for key in SWITCH_KEYS:
             assert model_cfg.detector[key] is True, (name, key)
     model = build("qdtrack_small", True)
     assert model.detector.channels_last
+
+
+def test_channels_last_weights_follow_the_device() -> None:
+    """NHWC convolution weights on CPU (oneDNN re-lays out NCHW ones at every call), kept through
+    casts, NCHW again on another device; without the switch always NCHW. The same Parameter
+    objects throughout."""
+    on, off = build("qdtrack_small", True), build("qdtrack_small", False)
+    convs = [p for p in on.detector.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not all(p.is_contiguous() for p in convs)
+    on.double()
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert {id(p) for p in on.detector.parameters() if p.dim() == 4} == {id(p) for p in convs}
+    assert all(p.is_contiguous() for p in off.detector.parameters() if p.dim() == 4)
+    on.to("meta")  # any device but the CPU (a GPU): NCHW, as the inputs there
+    assert all(p.is_contiguous() for p in on.detector.parameters() if p.dim() == 4)
 
 
 def test_both_heads_pool_with_torchvisions_roialign_as_configured() -> None:

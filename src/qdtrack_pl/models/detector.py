@@ -15,7 +15,8 @@ RoI level assignment is mmdet's: torchvision's ``LevelMapper`` (canonical 224 px
 
 Speed switches (issue 17, docs/performance.md; each one keeps the outputs to fp32 rounding):
 ``fold_bn`` applies frozen BatchNorms through the preceding convolution's weights
-(:mod:`qdtrack_pl.models.bn_folding`) and ``channels_last`` runs the CPU network in NHWC.
+(:mod:`qdtrack_pl.models.bn_folding`) and ``channels_last`` runs the CPU network in NHWC, weights
+included (oneDNN otherwise re-lays out every NCHW weight at every call).
 """
 
 from __future__ import annotations
@@ -176,7 +177,9 @@ class FasterRCNN(nn.Module):
 
     Speed switches, all on by default, none changing results beyond fp32 rounding:
     ``fold_bn`` folds the ResNet's frozen (or eval-mode) BatchNorms into its convolutions and
-    ``channels_last`` feeds CPU inputs in NHWC so that every feature map is NHWC.
+    ``channels_last`` keeps the convolution weights and the inputs in NHWC on CPU, so that every
+    feature map is NHWC and oneDNN re-lays out no weight per call; on a GPU both stay as they
+    were (NCHW), whatever device the model was on before.
     """
 
     # registered buffers (non-persistent), declared for type checkers
@@ -285,6 +288,27 @@ class FasterRCNN(nn.Module):
         self.pretrained_report: LoadReport | None = None
         if pretrained_detector is not None:
             self.pretrained_report = self._load_torchvision_detector(Path(pretrained_detector))
+        self._match_weight_layout()
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> FasterRCNN:
+        """Every move or cast (``.to``, ``.cuda``, ``.double``) re-matches the weight layout to the
+        new device (``channels_last``)."""
+        super()._apply(fn, recurse)
+        self._match_weight_layout()
+        return self
+
+    def _match_weight_layout(self) -> None:
+        """With ``channels_last``: NHWC convolution weights on CPU, NCHW elsewhere. The same
+        ``Parameter`` objects get new storage, so optimisers holding them are unaffected."""
+        if not self.channels_last:
+            return
+        layout = (
+            torch.channels_last if self.pixel_mean.device.type == "cpu" else torch.contiguous_format
+        )
+        with torch.no_grad():
+            for param in self.parameters():
+                if param.dim() == 4 and not param.is_contiguous(memory_format=layout):
+                    param.data = param.data.contiguous(memory_format=layout)
 
     def _load_torchvision_detector(self, path: Path) -> LoadReport:
         """torchvision COCO Faster R-CNN weights; the class-dependent predictor is skipped when
