@@ -4,8 +4,8 @@ Same algorithm (docs/method.md §3.2), structured like the original ``QuasiDense
 dict of tracklets, a list of backdrop entries, and Python loops over detections and tracklets. Tests
 assert that ``QDTracker`` gives identical outputs; the benchmark measures the speed-up.
 Deliberately independent of ``qdtrack_pl.ops`` (only ``TrackerOutput`` is shared, for the
-interface); the arithmetic (IoU, softmaxes, momentum) is written with the same operations so results
-match bit for bit. Velocity bookkeeping of the original is left out: it never influences matching.
+interface); the arithmetic (IoU, softmaxes, momentum) is the original's, operation for operation,
+and the outputs (ids, detection indices, scores) must be equal, not close. Velocity bookkeeping of the original is left out: it never influences matching.
 """
 
 from __future__ import annotations

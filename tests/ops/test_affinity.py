@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from qdtrack_pl.ops.affinity import (
     AFFINITIES,
+    COMPILED_AFFINITY_MAX_ENTRIES,
     bisoftmax,
     class_masked_bisoftmax,
     cosine,
@@ -22,21 +24,22 @@ MEMO = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
 
 def test_bisoftmax_is_mean_of_row_and_column_softmax() -> None:
     # raw dot products: [[1, 0, 1], [0, 2, 2]] (unnormalised, as in training)
-    row = torch.tensor([[math.e, 1, math.e], [1, math.e**2, math.e**2]])
-    row = row / row.sum(1, keepdim=True)
-    col = torch.tensor([[math.e, 1, math.e], [1, math.e**2, math.e**2]])
-    col = col / col.sum(0, keepdim=True)
-    torch.testing.assert_close(bisoftmax(DETS, MEMO), (row + col) / 2)
+    exps = np.array([[math.e, 1, math.e], [1, math.e**2, math.e**2]])
+    row = exps / exps.sum(1, keepdims=True)
+    col = exps / exps.sum(0, keepdims=True)
+    out = bisoftmax(DETS.numpy(), MEMO.numpy())
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, (row + col) / 2, rtol=1e-6)
 
 
 def test_softmax_rows_sum_to_one() -> None:
-    torch.testing.assert_close(softmax(DETS, MEMO).sum(1), torch.ones(2))
+    np.testing.assert_allclose(softmax(DETS.numpy(), MEMO.numpy()).sum(1), np.ones(2), rtol=1e-6)
 
 
 def test_cosine_ignores_norm() -> None:
-    expected = torch.tensor([[1.0, 0.0, 1 / math.sqrt(2)], [0.0, 1.0, 1 / math.sqrt(2)]])
-    torch.testing.assert_close(cosine(DETS, MEMO), expected)
-    torch.testing.assert_close(cosine(10 * DETS, MEMO), expected)
+    expected = np.array([[1.0, 0.0, 1 / math.sqrt(2)], [0.0, 1.0, 1 / math.sqrt(2)]])
+    np.testing.assert_allclose(cosine(DETS.numpy(), MEMO.numpy()), expected, rtol=1e-6)
+    np.testing.assert_allclose(cosine(10 * DETS.numpy(), MEMO.numpy()), expected, rtol=1e-6)
 
 
 def test_registry_and_unknown_name() -> None:
@@ -47,8 +50,30 @@ def test_registry_and_unknown_name() -> None:
 
 
 def test_shapes_with_empty_inputs() -> None:
-    assert bisoftmax(torch.zeros(0, 2), MEMO).shape == (0, 3)
-    assert cosine(DETS, torch.zeros(0, 2)).shape == (2, 0)
+    assert bisoftmax(np.zeros((0, 2), np.float32), MEMO.numpy()).shape == (0, 3)
+    assert bisoftmax(DETS.numpy(), np.zeros((0, 2), np.float32)).shape == (2, 0)
+    assert softmax(DETS.numpy(), np.zeros((0, 2), np.float32)).shape == (2, 0)
+    assert cosine(DETS.numpy(), np.zeros((0, 2), np.float32)).shape == (2, 0)
+
+
+@pytest.mark.parametrize("name", ["bisoftmax", "softmax"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_and_torch_paths_agree(name: str, dtype: type) -> None:
+    """Both sides of ``COMPILED_AFFINITY_MAX_ENTRIES``: a frame the compiled loop scores, and the
+    same frame padded past the limit (torch's kernels), against torch on the same inputs; with
+    dot products up to ~100, where an unshifted exp would overflow float32."""
+    gen = torch.Generator().manual_seed(0)
+    dets = (6 * torch.randn(12, 256, generator=gen, dtype=torch.float64)).numpy().astype(dtype)
+    memo = (6 * torch.randn(80, 256, generator=gen, dtype=torch.float64)).numpy().astype(dtype)
+    small_memo = memo[: COMPILED_AFFINITY_MAX_ENTRIES // len(dets)]
+    for memory in (small_memo, memo):
+        feats = torch.mm(torch.from_numpy(dets), torch.from_numpy(memory).t())
+        rows = feats.softmax(dim=1)
+        expected = (rows + feats.softmax(dim=0)) / 2 if name == "bisoftmax" else rows
+        out = AFFINITIES[name](dets, memory)
+        assert out.dtype == dtype and out.shape == (len(dets), len(memory))
+        np.testing.assert_allclose(out, expected.numpy(), rtol=1e-4, atol=1e-6)
+        assert np.isfinite(out).all()
 
 
 def test_class_masked_bisoftmax_masks_before_normalising() -> None:

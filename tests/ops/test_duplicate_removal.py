@@ -11,6 +11,7 @@ from qdtrack_pl.ops.duplicate_removal import (
     deduplicated_rank_order,
     is_duplicate,
     max_overlap_with_higher_ranked,
+    ranked_detections,
 )
 
 
@@ -69,6 +70,23 @@ def test_rank_order_is_stable_and_skips_duplicates() -> None:
     scores = np.array([0.4, 0.9, 0.6, 0.6], dtype=np.float32)
     # rank: 1 (0.9), then the tie 2, 3 in detector order, then 0, which overlaps 1 (low score)
     assert deduplicated_rank_order(boxes, scores, 0.5, 0.3, 0.7).tolist() == [1, 2, 3]
+
+
+def test_ranked_detections_gathers_every_array_in_rank_order() -> None:
+    boxes = np.array(
+        [[0, 0, 10, 10.5], [0, 0, 10, 10], [50, 50, 60, 60], [80, 80, 90, 90]], dtype=np.float32
+    )
+    scores = np.array([0.4, 0.9, 0.6, 0.6], dtype=np.float32)
+    labels = np.array([7, 8, 9, 10])
+    embeds = np.arange(8, dtype=np.float32).reshape(4, 2)
+    order, ranked_boxes, ranked_scores, ranked_labels, ranked_embeds = ranked_detections(
+        boxes, scores, labels, embeds, 0.5, 0.3, 0.7
+    )
+    assert order.tolist() == [1, 2, 3]
+    assert ranked_boxes.tolist() == boxes[[1, 2, 3]].tolist()
+    assert ranked_scores.tolist() == pytest.approx([0.9, 0.6, 0.6])
+    assert ranked_labels.tolist() == [8, 9, 10]
+    assert ranked_embeds.tolist() == [[2, 3], [4, 5], [6, 7]]
 
 
 def test_labels_restrict_suppression_to_the_same_class() -> None:

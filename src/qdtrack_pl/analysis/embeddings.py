@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from qdtrack_pl.ops.affinity import AFFINITIES
+from qdtrack_pl.ops.host import to_device, to_host
 
 if TYPE_CHECKING:
     from qdtrack_pl.models.qdtrack import QDTrackModel
@@ -33,7 +34,8 @@ def similarity(key_embeds: Tensor, ref_embeds: Tensor, metric: str = "bisoftmax"
         return key_embeds @ ref_embeds.T
     if metric not in AFFINITIES:
         raise ValueError(f"unknown metric {metric!r}; expected dot or one of {sorted(AFFINITIES)}")
-    return AFFINITIES[metric](key_embeds, ref_embeds)
+    affinity = AFFINITIES[metric](to_host(key_embeds), to_host(ref_embeds))
+    return to_device(affinity, key_embeds.device)
 
 
 class Retrieval(NamedTuple):

@@ -4,9 +4,9 @@ A tracker update handles a few hundred numbers and one small matrix per frame; o
 operator costs 5-25 µs of dispatch (more with cold caches) where numpy costs about 1 µs and a
 compiled loop nothing. The trackers therefore run on the host: one copy of the frame's detections
 (a view on CPU), numpy arrays for their state (embeddings included), compiled loops (numba) for the
-sequential decisions (duplicate removal, greedy matching, births), and torch only for the affinity
-(a matrix product and softmaxes, on views of the host arrays, so that it equals the original's bit
-for bit). The outputs go back to the detections' device.
+sequential decisions (duplicate removal, greedy matching, births), and torch only for a large
+affinity (a matrix product and softmaxes, on views of the host arrays; ``ops.affinity``). The
+outputs go back to the detections' device.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ bookkeeping there, the commit as one compiled pass (see ``ops.host``).
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from typing import NamedTuple
 
 import numba
@@ -123,23 +124,20 @@ class TrackMemory:
         entry (the oldest entry past the ring falls out). Arrays are per detection; ``embeds`` is
         (N, D).
         """
-        # the compiled pass does not check bounds: check the shapes here
-        per_detection = {
-            "born": born,
-            "ids": ids,
-            "boxes": boxes,
-            "embeds": embeds,
-            "labels": labels,
-        }
+        # the compiled pass does not check bounds: check the shapes here (cheaply: this runs
+        # every frame, the message is only built on a mismatch)
+        per_detection = [born, ids, boxes, embeds, labels]
         if backdrop is not None:
-            per_detection["backdrop"] = backdrop
-        for name, values in per_detection.items():
-            if len(values) != len(claimed):
-                raise ValueError(f"{name} has {len(values)} rows, claimed has {len(claimed)}")
+            per_detection.append(backdrop)
+        if {len(values) for values in per_detection} != {len(claimed)}:
+            names = ("born", "ids", "boxes", "embeds", "labels", "backdrop")
+            for name, values in zip(names, per_detection, strict=False):
+                if len(values) != len(claimed):
+                    raise ValueError(f"{name} has {len(values)} rows, claimed has {len(claimed)}")
         if not self.backdrop_frames:
             backdrop = None  # no ring to keep them in
         # older entries that stay in the ring once this frame's joins it
-        kept_backdrops = sum(list(self.backdrop_sizes)[: self.backdrop_frames - 1])
+        kept_backdrops = sum(islice(self.backdrop_sizes, max(self.backdrop_frames - 1, 0)))
         tracks = (self.ids, self.boxes, self.last_frame)
         detections = (ids, boxes, embeds, labels)
         tracks, bank, num_born, num_backdrops = _commit(

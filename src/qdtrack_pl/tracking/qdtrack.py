@@ -9,8 +9,9 @@ only tracks matched in the current frame are output. The memory resets at every 
 
 The frame is processed on the host (``ops.host`` says why): the sequential decisions (ranking and
 duplicate removal, greedy matching, suppression, births, backdrops) are compiled loops over numpy
-arrays, the affinity is torch's on views of them, and the output tensors go to the detections'
-device. No Python loop runs over detections.
+arrays, the affinity is ``ops.affinity``'s (compiled for a small frame, torch's kernels for a large
+one), and the output tensors go to the detections' device. No Python loop runs over detections,
+and a frame is a handful of calls: at ten detections their count, not the arithmetic, is the cost.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-import torch
 from torch import Tensor
 
 from qdtrack_pl.ops.affinity import get_affinity
 from qdtrack_pl.ops.assignment import greedy_walk
-from qdtrack_pl.ops.duplicate_removal import deduplicated_rank_order, higher_ranked_overlap
+from qdtrack_pl.ops.duplicate_removal import higher_ranked_overlap, ranked_detections
 from qdtrack_pl.ops.host import to_host
 from qdtrack_pl.tracking.base import MemoryTracker, TrackerOutput
 from qdtrack_pl.tracking.memory import UNTRACKED
@@ -82,7 +82,6 @@ class QDTracker(MemoryTracker):
         self.match_metric = match_metric
         self._affinity = get_affinity(match_metric)
 
-    @torch.inference_mode()
     def update(
         self,
         boxes: Tensor,
@@ -96,24 +95,22 @@ class QDTracker(MemoryTracker):
         frame_id = self.start_frame(boxes, scores, class_ids, embeddings, frame_id)
 
         # 1-2. rank by score, class-agnostic duplicate removal against the full higher prefix
-        det_boxes, det_scores = to_host(boxes), to_host(scores)
-        order = deduplicated_rank_order(
-            det_boxes,
-            det_scores,
+        order, det_boxes, det_scores, labels, embeds = ranked_detections(
+            to_host(boxes),
+            to_host(scores),
+            to_host(class_ids),
+            to_host(embeddings),
             self.obj_score_thr,
             self.nms_backdrop_iou_thr,
             self.nms_class_iou_thr,
         )
-        det_boxes, det_scores = det_boxes[order], det_scores[order]
-        labels, embeds = to_host(class_ids)[order], to_host(embeddings)[order]
         self.memory.check_compatible(embeds)
 
         # 3. affinity to tracks + backdrops, only if a live track exists (else no column)
         bank = self.memory.bank
         affinity: np.ndarray
         if len(order) and not self.memory.is_empty:
-            scores_t = self._affinity(torch.from_numpy(embeds), torch.from_numpy(bank.embeds))
-            affinity = scores_t.numpy()
+            affinity = self._affinity(embeds, bank.embeds)
         else:
             affinity = np.zeros((len(order), 0), dtype=embeds.dtype)
 

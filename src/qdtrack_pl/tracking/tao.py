@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from qdtrack_pl.ops.affinity import class_masked_bisoftmax, cosine
+from qdtrack_pl.ops.affinity import class_masked_bisoftmax, cosine_similarity
 from qdtrack_pl.ops.assignment import UNCLAIMED, greedy_assign
 from qdtrack_pl.ops.duplicate_removal import max_overlap_with_higher_ranked
 from qdtrack_pl.ops.host import to_host
@@ -69,7 +69,7 @@ class TaoTracker(MemoryTracker):
         self.match_with_cosine = match_with_cosine
 
     def _affinity(self, embeds: Tensor, memo_embeds: Tensor, same_class: Tensor) -> Tensor:
-        cos = cosine(embeds, memo_embeds) * same_class
+        cos = cosine_similarity(embeds, memo_embeds) * same_class
         if self.match_metric == "cosine":
             return cos
         scores = class_masked_bisoftmax(embeds, memo_embeds, same_class)
