@@ -190,8 +190,8 @@ def _measure_gpu(workload: Workload, model: QDTrackModel, quick: bool) -> dict[s
 
 
 def run(quick: bool) -> dict[str, Any]:
-    """Both workloads on CPU (all threads; switches off / on, interleaved) and, when present, on
-    the GPU (default configuration)."""
+    """Both workloads on CPU (all threads; every switch variant in fresh processes, taking
+    turns) and, when present, on the GPU (default configuration)."""
     result: dict[str, Any] = {
         "batch_size": 1,
         "precision": "fp32",

@@ -5,7 +5,8 @@ dict of tracklets, a list of backdrop entries, and Python loops over detections 
 assert that ``QDTracker`` gives identical outputs; the benchmark measures the speed-up.
 Deliberately independent of ``qdtrack_pl.ops`` (only ``TrackerOutput`` is shared, for the
 interface); the arithmetic (IoU, softmaxes, momentum) is the original's, operation for operation,
-and the outputs (ids, detection indices, scores) must be equal, not close. Velocity bookkeeping of the original is left out: it never influences matching.
+and the outputs (ids, detection indices, scores) must be equal, not close. Velocity bookkeeping of
+the original is left out: it never influences matching.
 """
 
 from __future__ import annotations
