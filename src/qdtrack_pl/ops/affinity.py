@@ -32,7 +32,7 @@ COMPILED_AFFINITY_MAX_ENTRIES = 512
 
 def bisoftmax(det_embeds: np.ndarray, memo_embeds: np.ndarray) -> np.ndarray:
     """½ (softmax over memory per detection + softmax over detections per memory entry)."""
-    if len(det_embeds) * len(memo_embeds) <= COMPILED_AFFINITY_MAX_ENTRIES:
+    if _runs_compiled(det_embeds, memo_embeds):
         return _compiled_bisoftmax(_compiled_dot_products(det_embeds, memo_embeds))
     feats = _torch_dot_products(det_embeds, memo_embeds)
     return feats.softmax(dim=1).add_(feats.softmax(dim=0)).div_(2).numpy()
@@ -40,7 +40,7 @@ def bisoftmax(det_embeds: np.ndarray, memo_embeds: np.ndarray) -> np.ndarray:
 
 def softmax(det_embeds: np.ndarray, memo_embeds: np.ndarray) -> np.ndarray:
     """Softmax over the memory for each detection (the first half of ``bisoftmax``)."""
-    if len(det_embeds) * len(memo_embeds) <= COMPILED_AFFINITY_MAX_ENTRIES:
+    if _runs_compiled(det_embeds, memo_embeds):
         return _compiled_softmax_rows(_compiled_dot_products(det_embeds, memo_embeds))
     return _torch_dot_products(det_embeds, memo_embeds).softmax(dim=1).numpy()
 
@@ -53,6 +53,10 @@ def cosine(det_embeds: np.ndarray, memo_embeds: np.ndarray) -> np.ndarray:
 def cosine_similarity(det_embeds: Tensor, memo_embeds: Tensor) -> Tensor:
     """``cosine`` on tensors (the TAO tracker averages it with its class-masked bi-softmax)."""
     return torch.mm(F.normalize(det_embeds, p=2, dim=1), F.normalize(memo_embeds, p=2, dim=1).t())
+
+
+def _runs_compiled(det_embeds: np.ndarray, memo_embeds: np.ndarray) -> bool:
+    return len(det_embeds) * len(memo_embeds) <= COMPILED_AFFINITY_MAX_ENTRIES
 
 
 def _torch_dot_products(det_embeds: np.ndarray, memo_embeds: np.ndarray) -> Tensor:

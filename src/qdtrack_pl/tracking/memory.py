@@ -126,12 +126,17 @@ class TrackMemory:
         """
         # the compiled pass does not check bounds: check the shapes here (cheaply: this runs
         # every frame, the message is only built on a mismatch)
-        per_detection = [born, ids, boxes, embeds, labels]
+        per_detection = {
+            "born": born,
+            "ids": ids,
+            "boxes": boxes,
+            "embeds": embeds,
+            "labels": labels,
+        }
         if backdrop is not None:
-            per_detection.append(backdrop)
-        if {len(values) for values in per_detection} != {len(claimed)}:
-            names = ("born", "ids", "boxes", "embeds", "labels", "backdrop")
-            for name, values in zip(names, per_detection, strict=False):
+            per_detection["backdrop"] = backdrop
+        if {len(values) for values in per_detection.values()} != {len(claimed)}:
+            for name, values in per_detection.items():
                 if len(values) != len(claimed):
                     raise ValueError(f"{name} has {len(values)} rows, claimed has {len(claimed)}")
         if not self.backdrop_frames:
