@@ -50,6 +50,11 @@ SWITCHES = (
         ("model.model.detector.channels_last",),
         "CPU network on NHWC weights and feature maps",
     ),
+    Switch(
+        "threaded_roi_align",
+        ("model.model.detector.threaded_roi_align",),  # the embedding head follows it
+        "RoIAlign without gradient on all torch threads (torchvision's CPU kernel uses one)",
+    ),
 )
 SWITCH_NAMES = tuple(s.name for s in SWITCHES)
 

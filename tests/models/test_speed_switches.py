@@ -28,7 +28,7 @@ from qdtrack_pl.data.batch import FrameTargets, PairBatch
 from qdtrack_pl.models.qdtrack import QDTrackModel
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "model"
-SWITCH_KEYS = ("fold_bn", "channels_last")
+SWITCH_KEYS = ("fold_bn", "channels_last", "threaded_roi_align")
 HEIGHT, WIDTH = 96, 128
 
 
@@ -193,11 +193,13 @@ def test_channels_last_weights_follow_the_device() -> None:
 
 def test_both_heads_pool_with_torchvisions_roialign_as_configured() -> None:
     """RoIAlign 7x7, adaptive sampling (``sampling_ratio=0``) and mmdet's level mapping
-    (``finest_scale=56`` = 224 px at P4), with torchvision's own kernels."""
-    model = build("qdtrack_small", True)
+    (``finest_scale=56`` = 224 px at P4), with torchvision's own kernels, threaded as switched."""
     cfg = OmegaConf.load(CONF_DIR / "qdtrack_small.yaml").model
-    for pool in (model.detector.roi_heads.box_roi_pool, model.embed_head.roi_extractor):
-        assert type(pool) is MultiScaleRoIAlign
+    for on in (False, True):
+        model = build("qdtrack_small", on)
+        pools = (model.detector.roi_heads.box_roi_pool, model.embed_head.roi_extractor)
+        assert [(isinstance(p, MultiScaleRoIAlign), p.threaded) for p in pools] == [(True, on)] * 2
+    for pool in pools:
         assert pool.output_size == (7, 7) and pool.sampling_ratio == 0
         assert (pool.canonical_scale, pool.canonical_level) == (224, 4)
         assert pool.featmap_names == ["0", "1", "2", "3"]  # P2-P5

@@ -36,12 +36,13 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+from torchvision.ops import FrozenBatchNorm2d
 
 from qdtrack_pl.data.batch import FrameTargets
 from qdtrack_pl.models.bn_folding import fold_batchnorms
 from qdtrack_pl.models.checkpoint import LoadReport, load_state_dict_report, read_state_dict
 from qdtrack_pl.models.embedding_head import FPN_LEVELS_P2_P5
+from qdtrack_pl.ops.roi_pooling import ThreadedMultiScaleRoIAlign
 
 Norm = Literal["frozen_bn", "bn", "gn"]
 ResNetStyle = Literal["pytorch", "caffe"]
@@ -179,7 +180,9 @@ class FasterRCNN(nn.Module):
     ``fold_bn`` folds the ResNet's frozen (or eval-mode) BatchNorms into its convolutions and
     ``channels_last`` keeps the convolution weights and the inputs in NHWC on CPU, so that every
     feature map is NHWC and oneDNN re-lays out no weight per call; on a GPU both stay as they
-    were (NCHW), whatever device the model was on before.
+    were (NCHW), whatever device the model was on before. ``threaded_roi_align`` pools the box
+    head's RoIs on all of torch's CPU threads where no gradient flows
+    (:mod:`qdtrack_pl.ops.roi_pooling`).
     """
 
     # registered buffers (non-persistent), declared for type checkers
@@ -223,6 +226,7 @@ class FasterRCNN(nn.Module):
         pretrained_detector: str | None = None,
         fold_bn: bool = True,
         channels_last: bool = True,
+        threaded_roi_align: bool = True,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -273,7 +277,12 @@ class FasterRCNN(nn.Module):
             nms_thresh=rpn_nms_thresh,
         )
         self.roi_heads = RoIHeads(
-            MultiScaleRoIAlign(list(FPN_LEVELS_P2_P5), roi_output_size, roi_sampling_ratio),
+            ThreadedMultiScaleRoIAlign(
+                list(FPN_LEVELS_P2_P5),
+                roi_output_size,
+                roi_sampling_ratio,
+                threaded=threaded_roi_align,
+            ),
             TwoMLPHead(fpn_channels * roi_output_size**2, box_head_channels),
             FastRCNNPredictor(box_head_channels, num_classes + 1),
             fg_iou_thresh=box_fg_iou_thresh,

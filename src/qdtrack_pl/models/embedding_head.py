@@ -7,7 +7,8 @@ from itertools import pairwise
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import MultiScaleRoIAlign
+
+from qdtrack_pl.ops.roi_pooling import ThreadedMultiScaleRoIAlign
 
 FPN_LEVELS_P2_P5 = ("0", "1", "2", "3")  # torchvision BackboneWithFPN names of strides 4..32
 
@@ -43,12 +44,14 @@ class QuasiDenseEmbedHead(nn.Module):
         roi_sampling_ratio: int = 0,
         featmap_names: Sequence[str] = FPN_LEVELS_P2_P5,
         embed_init_std: float = 0.01,
+        threaded_roi_align: bool = True,
     ) -> None:
         super().__init__()
-        self.roi_extractor = MultiScaleRoIAlign(
+        self.roi_extractor = ThreadedMultiScaleRoIAlign(
             featmap_names=list(featmap_names),
             output_size=roi_output_size,
             sampling_ratio=roi_sampling_ratio,
+            threaded=threaded_roi_align,
         )
         channels = [in_channels] + [conv_channels] * num_convs
         self.convs = nn.Sequential(
