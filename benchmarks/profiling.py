@@ -1,6 +1,8 @@
-"""Where the time goes: torch.profiler tables for the tracker update and the training step.
+"""Where the time goes: torch.profiler tables for the tracker update, the training step and
+inference.
 
-Run before optimising (``python -m benchmarks.profiling tracker`` or ``training``); the benchmarks
+Run before optimising (``python -m benchmarks.profiling tracker``, ``training`` or ``inference``,
+with ``--workload small | r50``); the benchmarks
 say how fast, this says why. Operators are sorted by self CPU time (by CUDA time on a GPU).
 """
 
@@ -12,6 +14,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from benchmarks.common import cuda_available, num_threads
+from benchmarks.inference import frames_of
 from benchmarks.tracker_latency import make_scene
 from benchmarks.training import TrainStep
 from benchmarks.workloads import (
@@ -60,18 +63,36 @@ def profile_training(workload_name: str, steps: int, rows: int) -> str:
     return prof.key_averages().table(sort_by=sort, row_limit=rows)
 
 
+def profile_inference(workload_name: str, frames: int, rows: int) -> str:
+    """``QDTrackModel.predict`` on ``frames`` frames after two warm-up frames, on the CPU (the
+    switches as configured, i.e. on)."""
+    workload = next(w for w in WORKLOADS if w.name.startswith(workload_name))
+    model = build_model(load_config(workload)).eval()
+    images = frames_of(workload, frames + 2)
+    with torch.inference_mode():
+        for frame in images[:2]:
+            model.predict(frame)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for frame in images[2:]:
+                model.predict(frame)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("target", choices=["tracker", "training"])
+    parser.add_argument("target", choices=["tracker", "training", "inference"])
     parser.add_argument("--detections", type=int, default=100, help="tracker: detections per frame")
-    parser.add_argument("--workload", default="small", help="training: small | r50")
+    parser.add_argument("--workload", default="small", help="training, inference: small | r50")
     parser.add_argument("--steps", type=int, default=3, help="training: profiled steps")
+    parser.add_argument("--frames", type=int, default=3, help="inference: profiled frames")
     parser.add_argument("--rows", type=int, default=25, help="operators to list")
     args = parser.parse_args()
     if args.target == "tracker":
         print(profile_tracker(args.detections, args.rows))
-    else:
+    elif args.target == "training":
         print(profile_training(args.workload, args.steps, args.rows))
+    else:
+        print(profile_inference(args.workload, args.frames, args.rows))
 
 
 if __name__ == "__main__":

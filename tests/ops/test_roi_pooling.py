@@ -13,7 +13,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from qdtrack_pl.ops import roi_pooling
 from qdtrack_pl.ops.roi_pooling import (
-    MIN_ROIS_PER_THREAD,
+    MIN_WORK_PER_THREAD,
     Segment,
     ThreadedMultiScaleRoIAlign,
     feature_scales,
@@ -30,6 +30,13 @@ def two_threads() -> Iterator[None]:
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def low_work_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' 4-channel maps with a few hundred RoIs count as enough work for two threads
+    (``test_one_thread_where_threads_do_not_pay_or_are_not_safe`` checks the real threshold)."""
+    monkeypatch.setattr(roi_pooling, "MIN_WORK_PER_THREAD", 4 * 16)
 
 
 def feature_maps(channels_last: bool) -> dict[str, Tensor]:
@@ -59,7 +66,7 @@ def pools() -> tuple[MultiScaleRoIAlign, ThreadedMultiScaleRoIAlign]:
     return MultiScaleRoIAlign(NAMES, 7, 0), ThreadedMultiScaleRoIAlign(NAMES, 7, 0)
 
 
-@pytest.mark.usefixtures("two_threads")
+@pytest.mark.usefixtures("two_threads", "low_work_threshold")
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("mode", [torch.inference_mode, torch.no_grad])
 def test_threaded_pooling_is_bit_identical_to_torchvisions(
@@ -87,7 +94,7 @@ def test_threaded_pooling_is_bit_identical_to_torchvisions(
     assert threaded.scales == reference.scales
 
 
-@pytest.mark.usefixtures("two_threads")
+@pytest.mark.usefixtures("two_threads", "low_work_threshold")
 def test_pooling_with_gradient_is_torchvisions_own() -> None:
     reference, threaded = pools()
     features = {k: v.requires_grad_() for k, v in feature_maps(False).items()}
@@ -104,22 +111,27 @@ def test_pooling_with_gradient_is_torchvisions_own() -> None:
 @pytest.mark.usefixtures("two_threads")
 def test_one_thread_where_threads_do_not_pay_or_are_not_safe() -> None:
     _, pool = pools()
-    features = list(feature_maps(False).values())
-    enough = 2 * MIN_ROIS_PER_THREAD
+    features = list(feature_maps(False).values())  # 4 channels
+    enough = 2 * MIN_WORK_PER_THREAD // 4
     with torch.inference_mode():
         assert pool.threads_for(features, enough) == 2
-        assert pool.threads_for(features, enough - 1) == 1  # too few RoIs
-        assert pool.threads_for(features[:1], 1000) == 1  # one level: one kernel call
+        assert pool.threads_for(features, enough - 1) == 1  # too little work for two
+        plenty = 10**6
+        assert pool.threads_for(features, plenty) == 2  # never more than torch's threads
+        small, r50 = ([f[:1, :1].expand(1, c, -1, -1) for f in features] for c in (64, 256))
+        assert pool.threads_for(small, 256) == 1  # the small config's box head: slower on 2
+        assert pool.threads_for(r50, 1000) == 2  # R50's proposals: 1.5x as fast on 2
+        assert pool.threads_for(features[:1], plenty) == 1  # one level: one kernel call
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert pool.threads_for(features, 1000) == 1  # autocast is per thread
+            assert pool.threads_for(features, plenty) == 1  # autocast is per thread
         torch.set_num_threads(1)
-        assert pool.threads_for(features, 1000) == 1
+        assert pool.threads_for(features, plenty) == 1
         torch.set_num_threads(2)
         pool.threaded = False
-        assert pool.threads_for(features, 1000) == 1
+        assert pool.threads_for(features, plenty) == 1
 
 
-@pytest.mark.usefixtures("two_threads")
+@pytest.mark.usefixtures("two_threads", "low_work_threshold")
 def test_helpers_run_one_openmp_thread_and_leave_the_callers_count() -> None:
     with torch.inference_mode():
         _, pool = pools()

@@ -9,7 +9,9 @@ until none is left, each pooling with torchvision's kernel (which releases the G
 go back in order. The result is bit-identical to torchvision's, and each map is made NCHW once per
 call instead of once per kernel call.
 
-Threads are used only on CPU without a graph (inference, or features that need no gradient) and
+Threads are used only where a call holds enough work for each of them (RoIs x channels, at
+least ``MIN_WORK_PER_THREAD``: the R50 box head's proposals, not the small config's calls), and
+only on CPU without a graph (inference, or features that need no gradient) and
 without autocast (which is per thread): a threaded backward would allocate one full-size
 gradient per thread. Everything else, and ``threaded=False``, is torchvision's own forward.
 
@@ -40,8 +42,11 @@ from torchvision.ops.poolers import LevelMapper
 
 log = logging.getLogger(__name__)
 
-# below this many RoIs per thread, handing work to the threads costs more than it saves
-MIN_ROIS_PER_THREAD = 16
+# Below this much work per thread (RoIs x feature channels), handing runs to threads costs more
+# than it saves. Measured by ``python -m benchmarks.roi_align`` (docs/performance.md): 256 and 100
+# RoIs of 64 channels (the small config) pooled 0.83x and 0.76x as fast on 2 threads, 826 and 100
+# RoIs of 256 channels (R50) 1.49x and 1.03x.
+MIN_WORK_PER_THREAD = 48 * 256
 RUNS_PER_THREAD = 4  # short runs, taken as threads free up: levels cost unequal time per RoI
 OPENMP_LIBRARIES = ("libgomp.so.1", "libiomp5.so", "libomp.so")  # as torch builds link them
 
@@ -154,7 +159,8 @@ class ThreadedMultiScaleRoIAlign(MultiScaleRoIAlign):  # type: ignore[misc]  # u
             return 1
         if torch.is_grad_enabled() and any(f.requires_grad for f in features):
             return 1
-        threads = min(torch.get_num_threads(), num_rois // MIN_ROIS_PER_THREAD)
+        work = num_rois * features[0].shape[1]
+        threads = min(torch.get_num_threads(), work // MIN_WORK_PER_THREAD)
         return threads if threads > 1 and _openmp() is not None else 1
 
     def forward(
