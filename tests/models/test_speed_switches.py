@@ -171,6 +171,7 @@ def test_configs_turn_every_switch_on() -> None:
         assert model_cfg.tune_allocator is True
         for key in SWITCH_KEYS:
             assert model_cfg.detector[key] is True, (name, key)
+        assert model_cfg.detector.channels_last_training is False  # slower on AVX2 CPUs
     model = build("qdtrack_small", True)
     assert model.detector.channels_last
 
@@ -179,7 +180,7 @@ def test_channels_last_weights_follow_the_device() -> None:
     """NHWC convolution weights on CPU (oneDNN re-lays out NCHW ones at every call), kept through
     casts, NCHW again on another device; without the switch always NCHW. The same Parameter
     objects throughout."""
-    on, off = build("qdtrack_small", True), build("qdtrack_small", False)
+    on, off = build("qdtrack_small", True).eval(), build("qdtrack_small", False).eval()
     convs = [p for p in on.detector.parameters() if p.dim() == 4]
     assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
     assert not all(p.is_contiguous() for p in convs)
@@ -189,6 +190,38 @@ def test_channels_last_weights_follow_the_device() -> None:
     assert all(p.is_contiguous() for p in off.detector.parameters() if p.dim() == 4)
     on.to("meta")  # any device but the CPU (a GPU): NCHW, as the inputs there
     assert all(p.is_contiguous() for p in on.detector.parameters() if p.dim() == 4)
+
+
+def test_training_mode_runs_nchw_unless_channels_last_training() -> None:
+    """``channels_last`` lays the network out NHWC for eval (inference) and NCHW for training,
+    re-laid at every mode switch, unless ``channels_last_training``; an optimiser step taken
+    after an eval round trip gives exactly the step of the same model that never left NCHW."""
+    model, nchw = build("qdtrack_small", True), build("qdtrack_small", True)
+    convs = [p for p in model.detector.parameters() if p.dim() == 4]
+    batch = scene(torch.float32)
+
+    def nhwc() -> bool:
+        return all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+
+    assert model.training and not model.detector.runs_nhwc()
+    assert all(p.is_contiguous() for p in convs)
+    model.eval()
+    assert model.detector.runs_nhwc() and nhwc()
+    with torch.inference_mode():
+        image_list, _ = model.detector.extract_features(batch.key_images)
+    assert image_list.tensors.is_contiguous(memory_format=torch.channels_last)
+    model.train()
+    assert all(p.is_contiguous() for p in convs)
+    steps = []
+    for net in (model, nchw):
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+        _losses_and_grads(net, batch)
+        optimizer.step()
+        steps.append({n: p.detach().clone() for n, p in net.named_parameters()})
+    assert all(torch.equal(steps[0][name], value) for name, value in steps[1].items())
+    model.detector.channels_last_training = True
+    model.train()
+    assert model.detector.runs_nhwc() and nhwc()
 
 
 def test_both_heads_pool_with_torchvisions_roialign_as_configured() -> None:

@@ -180,7 +180,10 @@ class FasterRCNN(nn.Module):
     ``fold_bn`` folds the ResNet's frozen (or eval-mode) BatchNorms into its convolutions and
     ``channels_last`` keeps the convolution weights and the inputs in NHWC on CPU, so that every
     feature map is NHWC and oneDNN re-lays out no weight per call; on a GPU both stay as they
-    were (NCHW), whatever device the model was on before. ``threaded_roi_align`` pools the box
+    were (NCHW), whatever device the model was on before. In training mode the network stays
+    NCHW unless ``channels_last_training`` is set too: oneDNN's NHWC 3x3 convolution backward was
+    up to 2.4x slower than NCHW on an AVX2 CPU (docs/performance.md); ``train()`` / ``eval()``
+    re-lay the weights. ``threaded_roi_align`` pools the box
     head's RoIs on all of torch's CPU threads where no gradient flows
     (:mod:`qdtrack_pl.ops.roi_pooling`).
     """
@@ -226,6 +229,7 @@ class FasterRCNN(nn.Module):
         pretrained_detector: str | None = None,
         fold_bn: bool = True,
         channels_last: bool = True,
+        channels_last_training: bool = False,
         threaded_roi_align: bool = True,
     ) -> None:
         super().__init__()
@@ -242,6 +246,7 @@ class FasterRCNN(nn.Module):
         self.size_divisor = size_divisor
         self.bgr = bgr
         self.channels_last = channels_last
+        self.channels_last_training = channels_last_training
         self.register_buffer(
             "pixel_mean",
             torch.tensor(pixel_mean, dtype=torch.float32).view(3, 1, 1),
@@ -306,14 +311,29 @@ class FasterRCNN(nn.Module):
         self._match_weight_layout()
         return self
 
+    def train(self, mode: bool = True) -> FasterRCNN:
+        """Switching between training and eval mode re-matches the weight layout
+        (``channels_last_training``)."""
+        super().train(mode)
+        self._match_weight_layout()
+        return self
+
+    def runs_nhwc(self) -> bool:
+        """Whether the network runs in NHWC now: ``channels_last`` on CPU, in training mode only
+        with ``channels_last_training``."""
+        return (
+            self.channels_last
+            and self.pixel_mean.device.type == "cpu"
+            and (self.channels_last_training or not self.training)
+        )
+
     def _match_weight_layout(self) -> None:
-        """With ``channels_last``: NHWC convolution weights on CPU, NCHW elsewhere. The same
-        ``Parameter`` objects get new storage, so optimisers holding them are unaffected."""
+        """With ``channels_last``: NHWC convolution weights where :meth:`runs_nhwc`, NCHW
+        otherwise. The same ``Parameter`` objects get new storage, so optimisers holding them
+        are unaffected."""
         if not self.channels_last:
             return
-        layout = (
-            torch.channels_last if self.pixel_mean.device.type == "cpu" else torch.contiguous_format
-        )
+        layout = torch.channels_last if self.runs_nhwc() else torch.contiguous_format
         with torch.no_grad():
             for param in self.parameters():
                 if param.dim() == 4 and not param.is_contiguous(memory_format=layout):
@@ -347,9 +367,7 @@ class FasterRCNN(nn.Module):
             (batch, 3, height + pad_h, width + pad_w),
             dtype=torch.promote_types(images.dtype, self.pixel_mean.dtype),
             device=images.device,
-            memory_format=torch.channels_last
-            if self.channels_last and images.device.type == "cpu"
-            else torch.contiguous_format,
+            memory_format=torch.channels_last if self.runs_nhwc() else torch.contiguous_format,
         )
         x[:, :, height:].zero_()
         x[:, :, :height, width:].zero_()
