@@ -128,6 +128,7 @@ def machine_info() -> dict[str, Any]:
     """What the figures were measured on; the load average shows whether the machine was shared."""
     return {
         "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # kernels torch runs: AVX2 ...
         "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),

@@ -170,6 +170,8 @@ def measure_variant(
     device = torch.device("cuda")
     model = copy.deepcopy(model).to(device)
     if variant.channels_last:
+        # the detector's own switch lays GPU weights out NCHW at every move: hand it the layout
+        model.detector.channels_last = False
         model = model.to(memory_format=torch.channels_last)
         batches = [to_channels_last(b) for b in batches]
     optimizer = build_optimizer(cfg, model, len(batches[0]))

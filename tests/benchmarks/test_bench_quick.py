@@ -10,7 +10,15 @@ import pytest
 
 from benchmarks import report, run, tracker_latency
 
-MACHINE_KEYS = {"cpu", "logical_cores", "usable_cores", "torch", "cuda_available", "gpu"}
+MACHINE_KEYS = {
+    "cpu",
+    "cpu_capability",
+    "logical_cores",
+    "usable_cores",
+    "torch",
+    "cuda_available",
+    "gpu",
+}
 TIMING_KEYS = {"median_ms", "p90_ms", "mean_ms", "min_ms", "max_ms", "repeats"}
 
 

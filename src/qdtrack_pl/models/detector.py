@@ -15,8 +15,9 @@ RoI level assignment is mmdet's: torchvision's ``LevelMapper`` (canonical 224 px
 
 Speed switches (issue 17, docs/performance.md; each one keeps the outputs to fp32 rounding):
 ``fold_bn`` applies frozen BatchNorms through the preceding convolution's weights
-(:mod:`qdtrack_pl.models.bn_folding`) and ``channels_last`` runs the CPU network in NHWC, weights
-included (oneDNN otherwise re-lays out every NCHW weight at every call).
+(:mod:`qdtrack_pl.models.bn_folding`), ``channels_last`` runs the CPU network in NHWC, weights
+included (oneDNN otherwise re-lays out every NCHW weight at every call), in eval mode only unless
+``channels_last_training``, and ``threaded_roi_align`` pools large RoIAlign calls on all threads.
 """
 
 from __future__ import annotations
