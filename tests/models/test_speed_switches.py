@@ -194,24 +194,30 @@ def test_channels_last_weights_follow_the_device() -> None:
 
 def test_training_mode_runs_nchw_unless_channels_last_training() -> None:
     """``channels_last`` lays the network out NHWC for eval (inference) and NCHW for training,
-    re-laid at every mode switch, unless ``channels_last_training``; an optimiser step taken
-    after an eval round trip gives exactly the step of the same model that never left NCHW."""
+    re-laid by the first forward after a mode change, however the flag was set (Lightning
+    restores it after validation without ``train()``), unless ``channels_last_training``; an
+    optimiser step after an eval round trip is exactly that of the model that never left NCHW."""
     model, nchw = build("qdtrack_small", True), build("qdtrack_small", True)
-    convs = [p for p in model.detector.parameters() if p.dim() == 4]
+    detector = model.detector
+    convs = [p for p in detector.parameters() if p.dim() == 4]
     batch = scene(torch.float32)
 
-    def nhwc() -> bool:
-        return all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    def forward_layout() -> tuple[bool, bool]:
+        with torch.no_grad():
+            image_list, _ = detector.extract_features(batch.key_images)
+        nhwc = image_list.tensors.is_contiguous(memory_format=torch.channels_last)
+        return nhwc, all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
 
-    assert model.training and not model.detector.runs_nhwc()
+    assert model.training and not detector.runs_nhwc()
     assert all(p.is_contiguous() for p in convs)
     model.eval()
-    assert model.detector.runs_nhwc() and nhwc()
-    with torch.inference_mode():
-        image_list, _ = model.detector.extract_features(batch.key_images)
-    assert image_list.tensors.is_contiguous(memory_format=torch.channels_last)
+    assert detector.runs_nhwc() and forward_layout() == (True, True)
+    for module in model.modules():  # as Lightning's mode restore does it
+        module.training = True
+    assert forward_layout() == (False, False) and all(p.is_contiguous() for p in convs)
+    model.eval()
+    forward_layout()
     model.train()
-    assert all(p.is_contiguous() for p in convs)
     steps = []
     for net in (model, nchw):
         optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
@@ -219,9 +225,8 @@ def test_training_mode_runs_nchw_unless_channels_last_training() -> None:
         optimizer.step()
         steps.append({n: p.detach().clone() for n, p in net.named_parameters()})
     assert all(torch.equal(steps[0][name], value) for name, value in steps[1].items())
-    model.detector.channels_last_training = True
-    model.train()
-    assert model.detector.runs_nhwc() and nhwc()
+    detector.channels_last_training = True
+    assert detector.runs_nhwc() and forward_layout() == (True, True)
 
 
 def test_both_heads_pool_with_torchvisions_roialign_as_configured() -> None:

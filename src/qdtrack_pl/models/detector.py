@@ -183,8 +183,9 @@ class FasterRCNN(nn.Module):
     feature map is NHWC and oneDNN re-lays out no weight per call; on a GPU both stay as they
     were (NCHW), whatever device the model was on before. In training mode the network stays
     NCHW unless ``channels_last_training`` is set too: oneDNN's NHWC 3x3 convolution backward was
-    up to 2.4x slower than NCHW on an AVX2 CPU (docs/performance.md); ``train()`` / ``eval()``
-    re-lay the weights. ``threaded_roi_align`` pools the box
+    up to 2.4x slower than NCHW on an AVX2 CPU (docs/performance.md). ``train()`` / ``eval()``
+    and every forward re-lay the weights if the mode changed: Lightning restores training flags
+    after validation without calling ``train()``. ``threaded_roi_align`` pools the box
     head's RoIs on all of torch's CPU threads where no gradient flows
     (:mod:`qdtrack_pl.ops.roi_pooling`).
     """
@@ -313,8 +314,7 @@ class FasterRCNN(nn.Module):
         return self
 
     def train(self, mode: bool = True) -> FasterRCNN:
-        """Switching between training and eval mode re-matches the weight layout
-        (``channels_last_training``)."""
+        """``train()`` / ``eval()`` re-lay the weights at once (``channels_last_training``)."""
         super().train(mode)
         self._match_weight_layout()
         return self
@@ -359,6 +359,7 @@ class FasterRCNN(nn.Module):
         """Normalise, pad to ``size_divisor``, run backbone + FPN on a (B, 3, H, W) [0, 1] batch."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
+        self._match_weight_layout()  # training and eval may differ (``channels_last_training``)
         batch, _, height, width = images.shape
         pad_h = -height % self.size_divisor
         pad_w = -width % self.size_divisor
