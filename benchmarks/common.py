@@ -7,6 +7,7 @@ device-sync overhead.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -102,6 +103,14 @@ def time_repeats(
         synchronize(device)
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+def print_json_run(description: str | None, run: Callable[[bool], Any], quick_help: str) -> None:
+    """The command line of a stand-alone benchmark: ``[--quick]``, then ``run(quick)`` printed as
+    JSON."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    print(json.dumps(run(parser.parse_args().quick), indent=1))
 
 
 def run_child(module: str, arguments: list[str], what: str) -> dict[str, Any]:

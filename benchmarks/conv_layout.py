@@ -13,14 +13,12 @@ milliseconds and the NHWC speed-up (above 1: NHWC faster).
 
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from benchmarks.common import time_repeats
+from benchmarks.common import print_json_run, time_repeats
 
 
 class ConvShape(NamedTuple):
@@ -96,11 +94,5 @@ def run(quick: bool) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="8x smaller maps, 2 repeats")
-    print(json.dumps(run(parser.parse_args().quick), indent=1))
-
-
 if __name__ == "__main__":
-    main()
+    print_json_run(__doc__, run, "8x smaller maps, 2 repeats")

@@ -36,6 +36,7 @@ from benchmarks.workloads import (
     build_model,
     load_config,
     synth_datamodule,
+    workload_named,
 )
 from qdtrack_pl import runtime
 from qdtrack_pl.models.qdtrack import Detections, QDTrackModel
@@ -218,7 +219,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    workload = next(w for w in WORKLOADS if w.name == args.workload)
+    workload = workload_named(args.workload)
     print(json.dumps(measure_cpu_variant(workload, args.variant, args.quick)))
 
 

@@ -18,11 +18,11 @@ from benchmarks.inference import frames_of
 from benchmarks.tracker_latency import make_scene
 from benchmarks.training import TrainStep
 from benchmarks.workloads import (
-    WORKLOADS,
     build_model,
     build_optimizer,
     load_config,
     training_batches,
+    workload_named,
 )
 from qdtrack_pl.tracking import QDTracker
 
@@ -48,7 +48,7 @@ def profile_tracker(num_dets: int, rows: int) -> str:
 
 def profile_training(workload_name: str, steps: int, rows: int) -> str:
     """``steps`` optimiser steps after one warm-up step, on the GPU when there is one."""
-    workload = next(w for w in WORKLOADS if w.name.startswith(workload_name))
+    workload = workload_named(workload_name)
     device = torch.device("cuda" if cuda_available() else "cpu")
     cfg = load_config(workload)
     model = build_model(cfg).to(device)
@@ -66,7 +66,7 @@ def profile_training(workload_name: str, steps: int, rows: int) -> str:
 def profile_inference(workload_name: str, frames: int, rows: int) -> str:
     """``QDTrackModel.predict`` on ``frames`` frames after two warm-up frames, on the CPU (the
     switches as configured, i.e. on)."""
-    workload = next(w for w in WORKLOADS if w.name.startswith(workload_name))
+    workload = workload_named(workload_name)
     model = build_model(load_config(workload)).eval()
     images = frames_of(workload, frames + 2)
     with torch.inference_mode():

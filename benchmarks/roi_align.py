@@ -14,15 +14,13 @@ and both timings.
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from benchmarks.common import summarize, time_repeats
+from benchmarks.common import print_json_run, summarize, time_repeats
 from benchmarks.inference import frames_of
 from benchmarks.workloads import WORKLOADS, Workload, build_model, load_config
 from qdtrack_pl.ops.roi_pooling import ThreadedMultiScaleRoIAlign
@@ -88,11 +86,5 @@ def run(quick: bool) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="two repeats per variant")
-    print(json.dumps(run(parser.parse_args().quick), indent=1))
-
-
 if __name__ == "__main__":
-    main()
+    print_json_run(__doc__, run, "two repeats per variant")

@@ -38,6 +38,7 @@ from benchmarks.workloads import (
     build_optimizer,
     load_config,
     training_batches,
+    workload_named,
 )
 from qdtrack_pl import runtime
 
@@ -68,7 +69,7 @@ model_device = torch.device("cpu")
 def _variant_step(workload_name: str, variant_name: str, count: int) -> tuple[TrainStep, list]:
     """The variant's model (which applies its allocator setting) and optimiser, and ``count``
     batches (seeded, so every process and variant gets the same ones)."""
-    workload = next(w for w in WORKLOADS if w.name == workload_name)
+    workload = workload_named(workload_name)
     cfg = switches.configure(load_config(workload), switches.variant_named(variant_name))
     model = build_model(cfg)
     torch.manual_seed(SEED)
@@ -124,7 +125,7 @@ def measure_cpu_memory(workload_name: str, params: Params, variant_name: str) ->
 
 def measure_cuda(workload_name: str, params: Params) -> dict[str, Any]:
     """Throughput (``training.throughput``'s figures) plus a ``memory`` block, default config."""
-    workload = next(w for w in WORKLOADS if w.name == workload_name)
+    workload = workload_named(workload_name)
     device = torch.device("cuda")
     cfg = load_config(workload)
     model = build_model(cfg).to(device)

@@ -46,6 +46,14 @@ R50 = Workload("r50@1088x608", ("model=qdtrack_r50", "data=mot17"), False, 1088,
 WORKLOADS = (SMALL, R50)
 
 
+def workload_named(name: str) -> Workload:
+    """The workload called ``name``, in full (``small@320x192``) or by its model (``small``)."""
+    for workload in WORKLOADS:
+        if name in (workload.name, workload.name.split("@")[0]):
+            return workload
+    raise ValueError(f"unknown workload {name!r}: one of {[w.name for w in WORKLOADS]}")
+
+
 def load_config(workload: Workload) -> DictConfig:
     """The training config of ``workload`` (data from ``$QDTRACK_DATA`` or ``<repo>/data``)."""
     cfg = compose("train", [*workload.overrides, f"seed={SEED}"], output_dir=HYDRA_RUN_DIR)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from benchmarks import report, switches, train_probe
+from benchmarks import report, switches, train_probe, workloads
 from benchmarks.training import Params, combine_cpu_runs
-from benchmarks.workloads import R50, load_config
+from benchmarks.workloads import R50, SMALL, load_config, workload_named
 
 TINY = R50._replace(name="tiny-r50", width=160, height=96, objects_per_frame=4)
 
@@ -83,8 +83,8 @@ def test_ratio_block() -> None:
 def probe_result() -> dict:
     """Every variant's probe run in this process (a subprocess per variant is what ``make bench``
     does; here the process is tuned by the first model built), combined as the benchmark does."""
-    original = train_probe.WORKLOADS
-    train_probe.WORKLOADS = (TINY,)
+    original = workloads.WORKLOADS
+    workloads.WORKLOADS = (TINY,)  # what ``workload_named`` looks up
     params = Params(warmup=1, steps=2, ablation=True, rounds=1)
     try:
         runs = switches.alternating(
@@ -93,7 +93,7 @@ def probe_result() -> dict:
             params.rounds,
         )
     finally:
-        train_probe.WORKLOADS = original
+        workloads.WORKLOADS = original
     return combine_cpu_runs(runs, params)
 
 
@@ -130,3 +130,10 @@ def test_report_rows_name_both_times_and_the_ratio(probe_result: dict) -> None:
     assert f"{probe_result['speedup_on_vs_off']:.2f}x" in headline
     assert "losses finite" in headline
     assert sum("alone (others on)" in r[1] for r in rows) == len(switches.SWITCH_NAMES)
+
+
+def test_workloads_are_found_by_full_name_or_model_and_unknown_names_are_refused() -> None:
+    assert workload_named("small@320x192") is workload_named("small") is SMALL
+    assert workload_named("r50") is R50
+    with pytest.raises(ValueError, match="unknown workload 'r101'"):
+        workload_named("r101")
